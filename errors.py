@@ -1,0 +1,39 @@
+"""One error type for bad input, and the CLI wrapper that turns any failure into one line on stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+
+class UserError(Exception):
+    """Bad input a user can fix: the message names the file or option and what to do."""
+
+
+def run_cli(command: click.Command, argv: list[str] | None = None) -> None:
+    """Run a click command: errors become one line on stderr and a non-zero exit; `--debug` shows tracebacks."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        argv.remove("--debug")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    try:
+        command.main(args=argv, prog_name=command.name, standalone_mode=False)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as err:  # a bug, not bad input: still one line unless asked for more
+        if debug:
+            raise
+        print(f"error: {type(err).__name__}: {err} (run again with --debug for the traceback)", file=sys.stderr)
+        sys.exit(1)
