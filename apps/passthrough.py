@@ -1,0 +1,13 @@
+"""The `none` app: the restored frame, unchanged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class PassThrough:
+    def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, list[dict]]:
+        return restored, []
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,147 @@
+"""NAFNet (Chen et al., ECCV 2022): the known-blur deblurrer, layer for layer as megvii's release.
+
+Module names follow the official code so that its GoPro checkpoints load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PRESETS: dict[str, dict] = {
+    # The paper's GoPro models (width 32: 17.1 M params, width 64: 67.9 M).
+    "nafnet-w32": dict(width=32, enc_blk_nums=(1, 1, 1, 28), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1)),
+    "nafnet-w64": dict(width=64, enc_blk_nums=(1, 1, 1, 28), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1)),
+    # Small enough to train on a CPU.
+    "nafnet-tiny": dict(width=16, enc_blk_nums=(1, 1, 1, 1), middle_blk_num=1, dec_blk_nums=(1, 1, 1, 1)),
+    "nafnet-small": dict(width=24, enc_blk_nums=(1, 1, 2, 4), middle_blk_num=2, dec_blk_nums=(1, 1, 1, 1)),
+}
+
+
+class LayerNorm2d(nn.Module):
+    """Normalise each pixel over its channels (biased variance), then scale and shift per channel.
+
+    Written as channels-last ``layer_norm`` so the ONNX exporter (opset >= 17) emits one
+    ``LayerNormalization`` op, and computed in FP32 whatever the input type: in FP16,
+    (x - mean)^2 overflows and eps = 1e-6 is below the type's resolution.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.channels = channels
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels_last = x.permute(0, 2, 3, 1).float()
+        y = F.layer_norm(channels_last, (self.channels,), self.weight.float(), self.bias.float(), self.eps)
+        return y.permute(0, 3, 1, 2).to(x.dtype)
+
+
+class SimpleGate(nn.Module):
+    """Split the channels in two halves and multiply them: the nonlinearity of NAFNet."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class NAFBlock(nn.Module):
+    """Norm, 1x1 expand, depthwise 3x3, gate, channel attention, 1x1 (scaled by beta);
+    then norm, 1x1 expand, gate, 1x1 (scaled by gamma). beta and gamma start at 0."""
+
+    def __init__(self, c: int, dw_expand: int = 2, ffn_expand: int = 2) -> None:
+        super().__init__()
+        dw = c * dw_expand
+        ffn = c * ffn_expand
+        self.conv1 = nn.Conv2d(c, dw, 1)
+        self.conv2 = nn.Conv2d(dw, dw, 3, padding=1, groups=dw)
+        self.conv3 = nn.Conv2d(dw // 2, c, 1)
+        # Simplified channel attention: global average, 1x1 conv, no sigmoid.
+        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dw // 2, dw // 2, 1))
+        self.sg = SimpleGate()
+        self.conv4 = nn.Conv2d(c, ffn, 1)
+        self.conv5 = nn.Conv2d(ffn // 2, c, 1)
+        self.norm1 = LayerNorm2d(c)
+        self.norm2 = LayerNorm2d(c)
+        # The release trains without dropout; Identity keeps the module names and adds no params.
+        self.dropout1 = nn.Identity()
+        self.dropout2 = nn.Identity()
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(inp)
+        x = self.conv2(self.conv1(x))
+        x = self.sg(x)
+        x = x * self.sca(x)
+        x = self.dropout1(self.conv3(x))
+        y = inp + x * self.beta
+
+        x = self.conv4(self.norm2(y))
+        x = self.sg(x)
+        x = self.dropout2(self.conv5(x))
+        return y + x * self.gamma
+
+
+class NAFNet(nn.Module):
+    """U-Net of NAFBlocks with additive skips and a global residual.
+
+    Any H x W is accepted: the input is zero-padded to a multiple of ``size_multiple`` and the
+    output cropped back.
+    """
+
+    def __init__(
+        self,
+        img_channel: int = 3,
+        width: int = 16,
+        middle_blk_num: int = 1,
+        enc_blk_nums: Sequence[int] = (1, 1, 1, 28),
+        dec_blk_nums: Sequence[int] = (1, 1, 1, 1),
+    ) -> None:
+        super().__init__()
+        if len(enc_blk_nums) != len(dec_blk_nums):
+            raise ValueError(f"NAFNet needs as many decoder levels as encoder levels, got {enc_blk_nums} / {dec_blk_nums}")
+        self.in_channels = img_channel
+        self.out_channels = img_channel
+        self.size_multiple = 2 ** len(enc_blk_nums)
+
+        self.intro = nn.Conv2d(img_channel, width, 3, padding=1)
+        self.ending = nn.Conv2d(width, img_channel, 3, padding=1)
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+
+        chan = width
+        for num in enc_blk_nums:
+            self.encoders.append(nn.Sequential(*[NAFBlock(chan) for _ in range(num)]))
+            self.downs.append(nn.Conv2d(chan, 2 * chan, 2, stride=2))
+            chan *= 2
+        self.middle_blks = nn.Sequential(*[NAFBlock(chan) for _ in range(middle_blk_num)])
+        for num in dec_blk_nums:
+            self.ups.append(nn.Sequential(nn.Conv2d(chan, 2 * chan, 1, bias=False), nn.PixelShuffle(2)))
+            chan //= 2
+            self.decoders.append(nn.Sequential(*[NAFBlock(chan) for _ in range(num)]))
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        h, w = inp.shape[-2], inp.shape[-1]
+        m = self.size_multiple
+        # Written with the traced sizes so an ONNX export keeps H and W dynamic.
+        inp = F.pad(inp, (0, (m - w % m) % m, 0, (m - h % m) % m))
+
+        x = self.intro(inp)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        x = self.middle_blks(x)
+        for decoder, up, skip in zip(self.decoders, self.ups, reversed(skips)):
+            x = decoder(up(x) + skip)
+        x = self.ending(x) + inp
+        return x[:, :, :h, :w]

@@ -1,0 +1,55 @@
+"""Small real fixtures shared by tests: videos written with OpenCV and a torch-free ONNX bundle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_video(path: Path, frames: int = 6, width: int = 64, height: int = 48, fps: float = 25.0) -> list[np.ndarray]:
+    """An mp4 (mp4v) of smooth gradients that survive compression; returns the frames written."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    written = []
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for i in range(frames):
+        frame = np.stack([(xx * 4 + i * 10) % 256, yy * 4 % 256, np.full_like(xx, 40 + 20 * i)], -1).astype(np.uint8)
+        writer.write(frame)
+        written.append(frame)
+    writer.release()
+    return written
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+def write_invert_bundle(folder: Path) -> Path:
+    """A bundle whose graph inverts uint8 NHWC frames (255 - x), built with onnx.helper: no torch needed."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = ["batch", "height", "width", 3]
+    graph = helper.make_graph(
+        [helper.make_node("Sub", ["white", "frames"], ["restored"])],
+        "invert",
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, shape)],
+        [helper.make_tensor_value_info("restored", TensorProto.UINT8, shape)],
+        [helper.make_tensor("white", TensorProto.UINT8, [], [255])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(folder / "model.onnx"))
+    (folder / "meta.json").write_text(json.dumps({"format": "blur2blur-bundle/1", "precisions": ["fp32"]}))
+    return folder

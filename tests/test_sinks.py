@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from blur2blur.errors import UserError
+from blur2blur.runtime.sinks import ImageFolderSink, VideoFileSink, open_output
+from helpers import read_video
+
+
+def test_video_sink_writes_a_playable_file_and_no_partial(tmp_path):
+    sink = open_output(str(tmp_path / "out" / "restored.mp4"), fps=25)
+    assert isinstance(sink, VideoFileSink)
+    for i in range(5):
+        sink.write(np.full((40, 56, 3), 30 * i, np.uint8))
+    assert not (tmp_path / "out" / "restored.mp4").exists()  # only the partial file until closed
+    sink.close()
+    frames = read_video(tmp_path / "out" / "restored.mp4")
+    assert len(frames) == 5 and frames[0].shape == (40, 56, 3)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["restored.mp4"]
+
+
+def test_folder_sink_writes_numbered_pngs(tmp_path):
+    sink = open_output(str(tmp_path / "frames"), fps=25)
+    assert isinstance(sink, ImageFolderSink)
+    for _ in range(3):
+        sink.write(np.zeros((4, 4, 3), np.uint8))
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["000000.png", "000001.png", "000002.png"]
+
+
+def test_unusable_outputs_fail_before_the_first_frame(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="cannot create"):
+        open_output(str(tmp_path / "file" / "out.mp4"), fps=25)
+    with pytest.raises(UserError, match="video file"):
+        open_output(str(tmp_path / "out.png"), fps=25)

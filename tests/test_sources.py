@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from blur2blur.errors import UserError
+from blur2blur.runtime.sources import open_source
+from helpers import write_video
+
+
+def test_video_source_yields_every_frame_in_order(tmp_path):
+    written = write_video(tmp_path / "in.mp4", frames=7)
+    source = open_source(video=str(tmp_path / "in.mp4"))
+    frames = list(source)
+    source.close()
+    assert len(frames) == 7 and not source.live
+    assert frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
+    # mp4v is lossy: compare loosely, but order must hold (blue channel steps by 20 per frame)
+    assert [round(float(f[:, :, 2].mean()) / 20) for f in frames] == [round(float(w[:, :, 2].mean()) / 20) for w in written]
+
+
+def test_image_folder_source_skips_and_counts_unreadable_files(tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), np.full((8, 8, 3), i * 50, np.uint8))
+    (tmp_path / "01b.png").write_bytes(b"not a png")
+    source = open_source(images=str(tmp_path))
+    frames = list(source)
+    assert [int(f[0, 0, 0]) for f in frames] == [0, 50, 100]
+    assert source.skipped == 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "exactly one source"),
+    ({"video": "a.mp4", "images": "dir"}, "exactly one source"),
+    ({"video": "missing.mp4"}, "--video missing.mp4: no such file"),
+    ({"images": "missing_dir"}, "--images missing_dir: no such folder"),
+    ({"camera": "/dev/video-does-not-exist"}, "--camera /dev/video-does-not-exist: no such device"),
+])
+def test_bad_sources_are_one_line_errors(tmp_path, monkeypatch, kwargs, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=message) as err:
+        open_source(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_undecodable_video_and_empty_folder_are_errors(tmp_path):
+    (tmp_path / "fake.mp4").write_bytes(b"\x00" * 100)
+    with pytest.raises(UserError, match="cannot decode"):
+        open_source(video=str(tmp_path / "fake.mp4"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no images"):
+        open_source(images=str(tmp_path / "empty"))

@@ -1,0 +1,69 @@
+"""b2b-train: synthesize blur, train the deblurrer (and, in later versions, the kernel extractor and converter)."""
+
+from __future__ import annotations
+
+import click
+
+from blur2blur.errors import run_cli
+
+SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(name="b2b-train", context_settings=SETTINGS)
+def main_group():
+    """Train blur2blur's networks. Add --debug to any command for a traceback on errors."""
+
+
+def domain_help() -> str:
+    from blur2blur.train.domains import domain_summary
+
+    return "; ".join(f"{name}: {text}" for name, text in domain_summary())
+
+
+@main_group.command(context_settings=SETTINGS)
+@click.option("--domain", required=True, help="Blur domain: `known` or an unknown camera preset (see below).")
+@click.option("--sharp", default="skimage+deadleaves", show_default=True,
+              help="Sharp content: a folder, a video, `skimage` (bundled photos), `deadleaves[:N]`, or a comma list.")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write blur/ and sharp/ into.")
+@click.option("--count", default=200, show_default=True, help="Number of pairs.")
+@click.option("--size", default=256, show_default=True, help="Side of each square pair in pixels.")
+@click.option("--seed", default=0, show_default=True, help="Seed: the same seed gives the same pairs.")
+@click.option("--video", "video_frames", type=int, help="Instead of pairs, write OUT as a blurry video of this many frames.")
+def synth(domain, sharp, out, count, size, seed, video_frames):
+    """Synthesize blurry/sharp pairs (or a blurry video) of a blur domain from sharp content.
+
+    Pairs go to OUT/blur/NNNNN.png and OUT/sharp/NNNNN.png with matching names. With --video N,
+    OUT is a video file (.mp4) and OUT's sibling `<name>.sharp.mp4` holds the sharp frames.
+    """
+    from blur2blur.train.content import load_sharp_images
+    from blur2blur.train.synth import synthesize, synthesize_video
+
+    images = load_sharp_images(sharp)
+    if video_frames:
+        synthesize_video(domain, images, out, frames=video_frames, seed=seed)
+        click.echo(f"wrote {out}")
+    else:
+        summary = synthesize(domain, images, out, count=count, size=size, seed=seed)
+        click.echo(f"wrote {summary['count']} {domain} pairs to {out}")
+
+
+@main_group.command(context_settings=SETTINGS)
+@click.option("--pairs", required=True, help="Paired data: a folder with blur/ and sharp/, or gopro:, reds:, rsblur:, b2b: PATH.")
+@click.option("--out", required=True, type=click.Path(), help="Run folder for checkpoints.")
+@click.option("--arch", default="nafnet-tiny", show_default=True, help="nafnet-tiny, nafnet-small, nafnet-w32, nafnet-w64.")
+@click.option("--steps", default=2000, show_default=True, help="Total training steps.")
+@click.option("--batch", default=8, show_default=True)
+@click.option("--crop", default=64, show_default=True, help="Training crop side in pixels.")
+@click.option("--lr", default=2e-3, show_default=True, help="AdamW learning rate (cosine decay).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--workers", default=0, show_default=True, help="Data-loading worker processes.")
+def deblurrer(**options):
+    """Train NAFNet on known-blur pairs with the PSNR loss; writes OUT/last.pt."""
+    from blur2blur.train.deblurrer import DeblurrerConfig, train_deblurrer
+
+    path = train_deblurrer(DeblurrerConfig(**options))
+    click.echo(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(main_group, argv)

@@ -1,0 +1,69 @@
+"""Aligned random crops of (blurry, sharp) pairs as tensors, a pure function of (seed, sample number).
+
+Sample n of a run is always the same crop of the same pair, so a resumed run sees exactly the data that
+an uninterrupted one would have seen, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from blur2blur.train.datasets import PairedSet
+
+
+def bgr_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 H x W x 3 BGR -> float32 3 x H x W RGB in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1))).float().div_(255.0)
+
+
+def tensor_to_bgr(tensor: torch.Tensor) -> np.ndarray:
+    """float 3 x H x W RGB in [0, 1] -> uint8 H x W x 3 BGR."""
+    array = tensor.detach().clamp(0, 1).mul(255).round().byte().cpu().numpy()
+    return np.ascontiguousarray(array.transpose(1, 2, 0)[:, :, ::-1])
+
+
+def augment(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random flip and 90-degree rotation for every image of a pair."""
+    flip, turns = rng.integers(0, 2), rng.integers(0, 4)
+    return [np.rot90(image[:, ::-1] if flip else image, turns) for image in images]
+
+
+class PairedCrops(Dataset):
+    """Item n: an augmented `crop` x `crop` patch of pair perm_epoch[n % len], epoch = n // len."""
+
+    def __init__(self, pairs: PairedSet, crop: int, seed: int, indices: list[int] | None = None) -> None:
+        self.pairs, self.crop, self.seed = pairs, crop, seed
+        self.indices = list(range(len(pairs))) if indices is None else indices
+
+    def __len__(self) -> int:  # the index space is unbounded; the sampler decides how far a run goes
+        return 2**62
+
+    def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, position = divmod(n, len(self.indices))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))
+        blur, sharp = self.pairs.load(self.indices[order[position]])
+        rng = np.random.default_rng([self.seed, n, 1])
+        height, width = blur.shape[:2]
+        if height < self.crop or width < self.crop:  # small images are padded by reflection, never rejected
+            pad = ((0, max(0, self.crop - height)), (0, max(0, self.crop - width)), (0, 0))
+            blur, sharp = (np.pad(image, pad, mode="reflect") for image in (blur, sharp))
+            height, width = blur.shape[:2]
+        top, left = rng.integers(0, height - self.crop + 1), rng.integers(0, width - self.crop + 1)
+        window = (slice(top, top + self.crop), slice(left, left + self.crop))
+        blur, sharp = augment([blur[window], sharp[window]], rng)
+        return bgr_to_tensor(blur), bgr_to_tensor(sharp)
+
+
+class RangeSampler(Sampler[int]):
+    """Sample numbers start, start+1, ..., stop-1: the data order of a run from any step on."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+
+    def __iter__(self):
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
