@@ -102,10 +102,11 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights_only" in str(err) or "Weights only" in str(err):
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
             raise UserError(
-                f"checkpoint {path} holds Python objects that cannot be loaded safely: re-save it with tensors "
-                "and plain values only"
+                f"checkpoint {path} holds Python objects ({found.group(1)}) that cannot be loaded safely: "
+                "re-save it with tensors and plain values only"
             ) from None
         raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file: {_first_line(err)}") from None
     except Exception as err:  # torch raises many types for truncated or foreign files
@@ -155,8 +156,8 @@ def nafnet_args_from_state_dict(state_dict: dict) -> dict:
 def _nafnet_arch(args: dict) -> str:
     """The preset whose shape ``args`` describe, else "nafnet-custom"."""
     for name in ("nafnet-w32", "nafnet-w64"):
-        preset = NAFNET_PRESETS[name]
-        if args["img_channel"] == 3 and all(args[k] == (list(v) if isinstance(v, tuple) else v) for k, v in preset.items()):
+        preset = {k: list(v) if isinstance(v, tuple) else v for k, v in NAFNET_PRESETS[name].items()}
+        if args["img_channel"] == 3 and all(args[k] == v for k, v in preset.items()):
             return name
     return "nafnet-custom"
 

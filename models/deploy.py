@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -33,7 +34,9 @@ def check_compatible(deblurrer: nn.Module, converter: nn.Module | None = None) -
                 "deploy needs RGB in and RGB out: pass a 3-channel image-to-image checkpoint"
             )
         if not isinstance(getattr(model, "size_multiple", None), int):
-            raise UserError(f"the {role} {_describe(model)} is not an image restoration network: pass a {role} checkpoint")
+            raise UserError(
+                f"the {role} {_describe(model)} is not an image restoration network: pass a {role} checkpoint"
+            )
 
 
 class DeployModel(nn.Module):
@@ -51,7 +54,17 @@ class DeployModel(nn.Module):
         multiples = [deblurrer.size_multiple] + ([converter.size_multiple] if converter is not None else [])
         self.size_multiple = math.lcm(*multiples)
 
+    def to_fp16(self) -> DeployModel:
+        """A half-precision copy for FP16 export: convs in FP16, LayerNorm statistics still in FP32,
+        uint8 frames in and out as before. This module is left unchanged."""
+        return copy.deepcopy(self).half().eval()
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and (frames.dtype != torch.uint8 or frames.ndim != 4 or frames.shape[-1] != 3):
+            raise UserError(
+                f"DeployModel takes uint8 N x H x W x 3 BGR frames, got {frames.dtype} {tuple(frames.shape)}: "
+                "pass frames as the camera gives them"
+            )
         dtype = next(self.deblurrer.parameters()).dtype  # follows .half()
         h, w = frames.shape[1], frames.shape[2]
         m = self.size_multiple

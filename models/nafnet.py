@@ -105,7 +105,7 @@ class NAFNet(nn.Module):
     ) -> None:
         super().__init__()
         if len(enc_blk_nums) != len(dec_blk_nums):
-            raise ValueError(f"NAFNet needs as many decoder levels as encoder levels, got {enc_blk_nums} / {dec_blk_nums}")
+            raise ValueError(f"NAFNet needs as many decoder as encoder levels, got {enc_blk_nums} / {dec_blk_nums}")
         self.in_channels = img_channel
         self.out_channels = img_channel
         self.size_multiple = 2 ** len(enc_blk_nums)

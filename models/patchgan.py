@@ -48,7 +48,7 @@ class PatchGAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        if min(h, w) < self.min_size:
+        if not torch.jit.is_tracing() and min(h, w) < self.min_size:
             raise UserError(
                 f"image {h}x{w} is too small for the PatchGAN discriminator (at least {self.min_size} px a side "
                 "at every scale): use a larger crop"

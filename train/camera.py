@@ -51,7 +51,7 @@ def quantize_8bit(image: np.ndarray) -> np.ndarray:
     return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def boost_highlights(linear: np.ndarray, gain: float, threshold: float = 0.75) -> np.ndarray:
+def boost_highlights(linear: np.ndarray, gain: float, threshold: float = 0.9) -> np.ndarray:
     """Scene radiance behind (nearly) clipped pixels: values above `threshold` ramp up to `gain` x.
 
     An 8-bit photo stores a lamp and a white wall both as 1.0; blurring the boosted radiance and

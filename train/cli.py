@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from blur2blur.errors import run_cli
@@ -14,14 +16,18 @@ def main_group():
     """Train blur2blur's networks. Add --debug to any command for a traceback on errors."""
 
 
-def domain_help() -> str:
-    from blur2blur.train.domains import domain_summary
+class DomainListCommand(click.Command):
+    """Lists the blur domains at the end of --help (computed only when help is shown)."""
 
-    return "; ".join(f"{name}: {text}" for name, text in domain_summary())
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from blur2blur.train.domains import domain_summary
+
+        with formatter.section("Domains"):
+            formatter.write_dl(domain_summary())
 
 
-@main_group.command(context_settings=SETTINGS)
-@click.option("--domain", required=True, help="Blur domain: `known` or an unknown camera preset (see below).")
+@main_group.command(cls=DomainListCommand, context_settings=SETTINGS)
+@click.option("--domain", required=True, help="Blur domain: `known` or an unknown camera preset (listed below).")
 @click.option("--sharp", default="skimage+deadleaves", show_default=True,
               help="Sharp content: a folder, a video, `skimage` (bundled photos), `deadleaves[:N]`, or a comma list.")
 @click.option("--out", required=True, type=click.Path(), help="Folder to write blur/ and sharp/ into.")
@@ -36,12 +42,15 @@ def synth(domain, sharp, out, count, size, seed, video_frames):
     OUT is a video file (.mp4) and OUT's sibling `<name>.sharp.mp4` holds the sharp frames.
     """
     from blur2blur.train.content import load_sharp_images
+    from blur2blur.train.domains import get_domain
     from blur2blur.train.synth import synthesize, synthesize_video
 
+    get_domain(domain)  # a bad name fails before any image is read
     images = load_sharp_images(sharp)
     if video_frames:
-        synthesize_video(domain, images, out, frames=video_frames, seed=seed)
-        click.echo(f"wrote {out}")
+        sharp_out = Path(out).with_name(f"{Path(out).stem}.sharp.mp4")
+        synthesize_video(domain, images, out, frames=video_frames, seed=seed, sharp_out=sharp_out)
+        click.echo(f"wrote {out} and {sharp_out}")
     else:
         summary = synthesize(domain, images, out, count=count, size=size, seed=seed)
         click.echo(f"wrote {summary['count']} {domain} pairs to {out}")

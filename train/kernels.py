@@ -52,8 +52,8 @@ def linear_motion(length_px: float, angle_deg: float) -> np.ndarray:
     """
     if length_px <= 0:
         return _delta()
-    n = max(2, int(math.ceil(length_px * _SAMPLES_PER_PX)) + 1)
-    t = np.linspace(-length_px / 2.0, length_px / 2.0, n)
+    n = max(2, int(math.ceil(length_px * _SAMPLES_PER_PX)))
+    t = ((np.arange(n) + 0.5) / n - 0.5) * length_px  # midpoints of n equal pieces of the segment
     angle = math.radians(angle_deg)
     return _splat(t * math.cos(angle), -t * math.sin(angle), np.full(n, 1.0 / n))
 

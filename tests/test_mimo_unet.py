@@ -1,0 +1,60 @@
+"""MIMO-UNet converter G: size, three residual outputs, initialisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from blur2blur.errors import UserError
+from blur2blur.models import arch_kind, count_parameters, create_model
+from blur2blur.models.mimo_unet import MIMOUNet
+
+
+def test_reference_preset_has_6_8_million_parameters() -> None:
+    assert count_parameters(create_model("mimo-unet")) == 6_807_171
+    assert count_parameters(create_model("mimo-unet-small")) < count_parameters(create_model("mimo-unet"))
+    assert count_parameters(create_model("mimo-unet-tiny")) < 1e6
+    assert arch_kind("mimo-unet") == "converter"
+
+
+def test_returns_quarter_half_and_full_scale_images() -> None:
+    net = create_model("mimo-unet-tiny")
+    x = torch.rand(2, 3, 24, 40)
+    with torch.no_grad():
+        outputs = net(x)
+    assert [tuple(o.shape) for o in outputs] == [(2, 3, 6, 10), (2, 3, 12, 20), (2, 3, 24, 40)]
+
+
+def test_each_output_is_a_residual_on_the_input_at_its_scale() -> None:
+    net = MIMOUNet(base_channels=16, num_res=1)
+    with torch.no_grad():
+        for conv in (net.ConvsOut[0].main[0], net.ConvsOut[1].main[0], net.feat_extract[5].main[0]):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        x = torch.rand(1, 3, 16, 20)
+        quarter, half, full = net(x)
+    assert torch.equal(full, x)
+    assert torch.equal(half, torch.nn.functional.interpolate(x, scale_factor=0.5))
+    assert torch.equal(quarter, torch.nn.functional.interpolate(x, scale_factor=0.25))
+
+
+def test_convs_start_from_a_narrow_normal_and_zero_bias() -> None:
+    torch.manual_seed(0)
+    net = create_model("mimo-unet")
+    convs = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(weights.std().item() - 0.02) < 1e-3
+    assert all(m.bias.abs().max() == 0 for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_gradients_reach_every_parameter() -> None:
+    net = create_model("mimo-unet-tiny")
+    sum(o.mean() for o in net(torch.rand(1, 3, 16, 16))).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_size_not_a_multiple_of_four_is_a_user_error() -> None:
+    net = create_model("mimo-unet-tiny")
+    assert net.size_multiple == 4
+    with pytest.raises(UserError, match="multiple of 4"):
+        net(torch.rand(1, 3, 18, 16))
