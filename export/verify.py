@@ -20,7 +20,7 @@ SIZES = ((37, 53), (135, 241), (96, 128))  # odd sizes on purpose; the last one 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of two uint8 arrays, capped at 100 for identical ones."""
     mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else min(100.0, 10.0 * np.log10(255.0**2 / mse))
+    return 100.0 if mse == 0 else min(100.0, float(10.0 * np.log10(255.0**2 / mse)))
 
 
 def photo_batches() -> list[np.ndarray]:

@@ -66,6 +66,8 @@ def synth(domain, sharp, out, count, size, seed, video_frames):
 @click.option("--lr", default=2e-3, show_default=True, help="AdamW learning rate (cosine decay).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--workers", default=0, show_default=True, help="Data-loading worker processes.")
+@click.option("--rotate", is_flag=True,
+              help="Also turn crops by 90 degrees: for blur in every direction (GoPro), not for a directional known blur.")
 def deblurrer(**options):
     """Train NAFNet on known-blur pairs with the PSNR loss; writes OUT/last.pt."""
     from blur2blur.train.deblurrer import DeblurrerConfig, train_deblurrer

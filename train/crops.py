@@ -24,17 +24,22 @@ def tensor_to_bgr(tensor: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(1, 2, 0)[:, :, ::-1])
 
 
-def augment(images: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    """The same random flip and 90-degree rotation for every image of a pair."""
-    flip, turns = rng.integers(0, 2), rng.integers(0, 4)
-    return [np.rot90(image[:, ::-1] if flip else image, turns) for image in images]
+def augment(images: list[np.ndarray], rng: np.random.Generator, rotate: bool) -> list[np.ndarray]:
+    """The same random flips (and, if `rotate`, 90-degree turns) for every image of a pair.
+
+    Flips keep a blur's direction family (an angle within 15 degrees of horizontal stays so); turns do
+    not, so they are only for data whose blur already goes every way (GoPro).
+    """
+    flip_x, flip_y, turns = rng.integers(0, 2), rng.integers(0, 2), rng.integers(0, 4) if rotate else 0
+    return [np.rot90(image[::-1 if flip_y else 1, ::-1 if flip_x else 1], turns) for image in images]
 
 
 class PairedCrops(Dataset):
     """Item n: an augmented `crop` x `crop` patch of pair perm_epoch[n % len], epoch = n // len."""
 
-    def __init__(self, pairs: PairedSet, crop: int, seed: int, indices: list[int] | None = None) -> None:
-        self.pairs, self.crop, self.seed = pairs, crop, seed
+    def __init__(self, pairs: PairedSet, crop: int, seed: int, indices: list[int] | None = None,
+                 rotate: bool = False) -> None:
+        self.pairs, self.crop, self.seed, self.rotate = pairs, crop, seed, rotate
         self.indices = list(range(len(pairs))) if indices is None else indices
 
     def __len__(self) -> int:  # the index space is unbounded; the sampler decides how far a run goes
@@ -52,7 +57,7 @@ class PairedCrops(Dataset):
             height, width = blur.shape[:2]
         top, left = rng.integers(0, height - self.crop + 1), rng.integers(0, width - self.crop + 1)
         window = (slice(top, top + self.crop), slice(left, left + self.crop))
-        blur, sharp = augment([blur[window], sharp[window]], rng)
+        blur, sharp = augment([blur[window], sharp[window]], rng, self.rotate)
         return bgr_to_tensor(blur), bgr_to_tensor(sharp)
 
 

@@ -37,6 +37,7 @@ class DeblurrerConfig:
     val_count: int = 8
     val_size: int = 128
     save_every: int = 500
+    rotate: bool = False
 
 
 def split(count: int, val_count: int, seed: int) -> tuple[list[int], list[int]]:
@@ -83,7 +84,7 @@ def train_deblurrer(config: DeblurrerConfig) -> Path:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.9))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, config.steps) / config.steps)))
-    loader = DataLoader(PairedCrops(pairs, config.crop, config.seed, train_idx), batch_size=config.batch,
+    loader = DataLoader(PairedCrops(pairs, config.crop, config.seed, train_idx, config.rotate), batch_size=config.batch,
                         sampler=RangeSampler(0, config.steps * config.batch), num_workers=config.workers)
 
     def save(step: int, metrics: dict) -> Path:
