@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= demo_out
-DEMO_STEPS ?= 1200
+DEMO_STEPS ?= 2000
 
 .PHONY: setup demo test clean
 

@@ -76,7 +76,6 @@ def test_bad_specs_are_user_errors():
 
 
 def test_deadleaves_are_reproducible_512px_bgr8():
-    pytest.importorskip("blur2blur.train.deadleaves", reason="train/deadleaves.py is not written yet")
     first = load_sharp_images("deadleaves:2")
     again = load_sharp_images("deadleaves:2")
     assert len(first) == 2 and first[0].shape == (512, 512, 3) and first[0].dtype == np.uint8

@@ -11,6 +11,7 @@ import numpy as np
 from blur2blur.errors import UserError
 from blur2blur.images import read_bgr, to_bgr8
 from blur2blur.train.datasets import open_images
+from blur2blur.train.deadleaves import dead_leaves
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,6 @@ def skimage_photos() -> Iterator[tuple[str, np.ndarray]]:
 
 def deadleaves_images(count: int, size: int = DEADLEAVES_SIZE) -> Iterator[tuple[str, np.ndarray]]:
     """count procedural dead-leaves images, image i drawn from the seed [1234, i] (the same every run)."""
-    from blur2blur.train.deadleaves import dead_leaves  # written alongside; imported only when asked for
-
     for i in range(count):
         yield f"deadleaves/{i:04d}", to_bgr8(dead_leaves(size, np.random.default_rng([1234, i])))
 
