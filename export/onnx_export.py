@@ -131,7 +131,7 @@ def build_bundle(model: DeployModel, folder: Path, fp16: bool) -> dict:
     fp32_path = folder / "model.onnx"
     log.info("exporting the fused graph (opset %d)", OPSET)
     export_onnx(model, fp32_path, sample)
-    simplified = check_and_simplify(fp32_path)
+    simplified = {"model.onnx": check_and_simplify(fp32_path)}
     log.info("verifying model.onnx in ONNX Runtime against PyTorch")
     verification = {"fp32": verify_fp32(model, fp32_path)}
     artefacts = [fp32_path]
@@ -139,7 +139,7 @@ def build_bundle(model: DeployModel, folder: Path, fp16: bool) -> dict:
         fp16_path = folder / "model.fp16.onnx"
         log.info("exporting the FP16 graph")
         export_onnx(model.to_fp16(), fp16_path, sample)
-        check_and_simplify(fp16_path)
+        simplified["model.fp16.onnx"] = check_and_simplify(fp16_path)
         verification["fp16"] = verify_fp16(fp32_path, fp16_path)
         artefacts.append(fp16_path)
     return {

@@ -12,6 +12,7 @@ from blur2blur.errors import UserError
 from blur2blur.images import read_bgr
 from blur2blur.train.deadleaves import dead_leaves
 from blur2blur.train.synth import synthesize, synthesize_video
+from helpers import read_video
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +103,7 @@ def test_video_has_the_requested_frames_and_a_matching_sharp_video(tmp_path, sou
                                sharp_out=sharp_out)
     assert summary["frames"] == 5
     for path in (out, sharp_out):
-        capture = cv2.VideoCapture(str(path))
-        frames = []
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            frames.append(frame)
-        capture.release()
+        frames = read_video(path)
         assert len(frames) == 5 and frames[0].shape == (48, 64, 3), path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blurry.mp4", "sharp.mp4"]  # no temp files left
 
