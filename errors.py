@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -12,6 +13,11 @@ class UserError(Exception):
     """Bad input a user can fix: the message names the file or option and what to do."""
 
 
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (libraries such as ONNX Runtime write several)."""
+    return " ".join(str(err).split())
+
+
 def run_cli(command: click.Command, argv: list[str] | None = None) -> None:
     """Run a click command: errors become one line on stderr and a non-zero exit; `--debug` shows tracebacks."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -19,6 +25,8 @@ def run_cli(command: click.Command, argv: list[str] | None = None) -> None:
     if debug:
         argv.remove("--debug")
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    # OpenCV's own warnings (undecodable files, absent cameras) would repeat our one-line errors.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "WARNING" if debug else "OFF")
     try:
         command.main(args=argv, prog_name=command.name, standalone_mode=False)
     except click.ClickException as err:
@@ -30,10 +38,10 @@ def run_cli(command: click.Command, argv: list[str] | None = None) -> None:
     except UserError as err:
         if debug:
             raise
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
     except Exception as err:  # a bug, not bad input: still one line unless asked for more
         if debug:
             raise
-        print(f"error: {type(err).__name__}: {err} (run again with --debug for the traceback)", file=sys.stderr)
+        print(f"error: {type(err).__name__}: {one_line(err)} (run again with --debug for the traceback)", file=sys.stderr)
         sys.exit(1)

@@ -75,20 +75,31 @@ def check_and_simplify(path: Path) -> bool:
 
 
 def load_models(deblurrer: str, converter: str | None) -> tuple[DeployModel, dict]:
-    net, deblurrer_ckpt = load_checkpoint(deblurrer, kind="deblurrer")
+    net, deblurrer_ckpt = load_checkpoint(deblurrer, kind="deblurrer", option="--deblurrer")
     sources = {"deblurrer": {"path": str(deblurrer), "sha256": sha256(Path(deblurrer)), "arch": deblurrer_ckpt["arch"]}}
     conv = None
     if converter:
-        conv, converter_ckpt = load_checkpoint(converter, kind="converter")
+        conv, converter_ckpt = load_checkpoint(converter, kind="converter", option="--converter")
         check_compatible(net, conv)
         sources["converter"] = {"path": str(converter), "sha256": sha256(Path(converter)), "arch": converter_ckpt["arch"]}
     return DeployModel(net, conv).eval(), sources
 
 
+def is_bundle(path: Path) -> bool:
+    """An existing folder written by b2b-export (its meta.json says so)."""
+    try:
+        return json.loads((path / "meta.json").read_text()).get("format") == BUNDLE_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def prepare_out(out: Path, force: bool) -> Path:
-    """Refuse an existing bundle without --force; return an empty staging folder beside `out`."""
+    """Refuse an existing `out` unless it is a bundle and --force is given; return an empty staging folder."""
     if out.exists() and not force:
         raise UserError(f"--out {out} exists; pass --force to replace it")
+    if out.exists() and not is_bundle(out):
+        raise UserError(f"--out {out} exists and is not a b2b-export bundle; --force only replaces bundles: "
+                        "choose another folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = out.parent / f".{out.name}.partial-{os.getpid()}"

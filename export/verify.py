@@ -14,6 +14,7 @@ from blur2blur.errors import UserError
 log = logging.getLogger(__name__)
 FP32_MAX_ERROR, FP32_MIN_PSNR = 1, 50.0  # grey levels, dB
 FP16_MIN_PSNR = 40.0
+FP16_EXTREME_MIN_PSNR = 30.0  # overflow (NaN, Inf) in an FP16 graph shows as garbage far below this
 SIZES = ((37, 53), (135, 241), (96, 128))  # odd sizes on purpose; the last one as a batch of two
 
 
@@ -60,7 +61,7 @@ def verify_fp32(model: torch.nn.Module, onnx_path: Path) -> dict:
         error = int(np.abs(got.astype(np.int16) - expected.astype(np.int16)).max())
         figures.append({"shape": list(frames.shape), "max_abs_error": error, "psnr_db": round(psnr(got, expected), 2)})
     worst = {"max_abs_error": max(f["max_abs_error"] for f in figures), "psnr_db": min(f["psnr_db"] for f in figures)}
-    log.info("FP32 graph vs PyTorch: max error %d grey levels, PSNR %.1f dB", worst["max_abs_error"], worst["psnr_db"])
+    log.debug("FP32 graph vs PyTorch: max error %d grey levels, PSNR %.1f dB", worst["max_abs_error"], worst["psnr_db"])
     if worst["max_abs_error"] > FP32_MAX_ERROR or worst["psnr_db"] < FP32_MIN_PSNR:
         raise UserError(f"verification failed: {onnx_path.name} differs from PyTorch by {worst['max_abs_error']} grey levels, "
                         f"{worst['psnr_db']:.1f} dB (limits {FP32_MAX_ERROR}, {FP32_MIN_PSNR} dB); nothing was written")
@@ -82,8 +83,10 @@ def verify_fp16(fp32_path: Path, fp16_path: Path) -> dict:
     reference, half = session(fp32_path), session(fp16_path)
     content = min(psnr(run(half, frames), run(reference, frames)) for frames in photo_batches())
     extremes = {name: round(psnr(run(half, frames), run(reference, frames)), 2) for name, frames in extreme_frames().items()}
-    log.info("FP16 graph vs FP32 graph: %.1f dB on photos; extremes %s", content, extremes)
-    if content < FP16_MIN_PSNR:
-        raise UserError(f"verification failed: {fp16_path.name} is {content:.1f} dB from the FP32 graph "
-                        f"(limit {FP16_MIN_PSNR} dB); nothing was written")
+    log.debug("FP16 graph vs FP32 graph: %.1f dB on photos; extremes %s", content, extremes)
+    worst_extreme = min(extremes.values())
+    if content < FP16_MIN_PSNR or worst_extreme < FP16_EXTREME_MIN_PSNR:
+        raise UserError(f"verification failed: {fp16_path.name} is {content:.1f} dB from the FP32 graph on photos "
+                        f"(limit {FP16_MIN_PSNR} dB) and {worst_extreme:.1f} dB on extreme frames "
+                        f"(limit {FP16_EXTREME_MIN_PSNR} dB); nothing was written")
     return {"psnr_vs_fp32_db": round(content, 2), "extreme_frames_psnr_db": extremes}

@@ -15,7 +15,6 @@ import logging
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import torch
@@ -72,14 +71,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, meta: dict | 
         "meta": _plain(meta or {}, "meta"),
         **extra,
     }
+    # Write beside the target and rename: a crash never leaves a half-written checkpoint. A plain
+    # open (not mkstemp, which makes 0600 files) keeps the user's umask for the final file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename: a crash never leaves a half-written checkpoint.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise UserError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())

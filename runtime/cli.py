@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 from pathlib import Path
 
 import click
 
-from blur2blur.errors import UserError, run_cli
+from blur2blur.errors import run_cli
 
 log = logging.getLogger("blur2blur")
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    if not text:
-        return None
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size {text}: write it as WIDTHxHEIGHT, e.g. 1280x720") from None
-    return width, height
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def stop_on_sigterm() -> None:
@@ -41,11 +38,11 @@ def stop_on_sigterm() -> None:
 @click.option("--output", type=click.Path(), help="Write the app's frames: a video (.mp4) or a folder of PNGs.")
 @click.option("--app", "app_name", default="none", show_default=True, help="What consumes the restored frames (none, side-by-side, ...).")
 @click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
-              help="Inference engine; auto picks the fastest one present.")
+              help="Inference engine; auto: ONNX Runtime on the best provider present (CUDA, else CPU).")
 @click.option("--stats", type=click.Path(), help="Write the timing report as JSON to this file.")
 @click.option("--records", type=click.Path(), help="Write the app's records as JSON lines to this file.")
 @click.option("--headless", is_flag=True, help="No window (automatic where no display exists).")
-@click.option("--max-frames", type=int, help="Stop after this many frames.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
 def main_command(bundle, camera, video, images, size, fps, output, app_name, backend, stats, records, headless, max_frames):
     """Deblur frames with a blur2blur bundle and feed them to an app.
 
@@ -56,14 +53,17 @@ def main_command(bundle, camera, video, images, size, fps, output, app_name, bac
     Add --debug to any command for a traceback on errors.
     """
     from blur2blur.apps import load_app
+    from blur2blur.images import parse_frame_size
     from blur2blur.runtime import pipeline
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import open_engine
-    from blur2blur.runtime.sinks import WindowSink, display_available, open_output
+    from blur2blur.runtime.sinks import WindowSink, display_available, open_output, writable_file
     from blur2blur.runtime.sources import open_source
 
     loaded = open_bundle(bundle)
-    source = open_source(camera, video, images, parse_size(size), fps)
+    stats_path = writable_file(stats, "--stats") if stats else None
+    records_path = writable_file(records, "--records") if records else None
+    source = open_source(camera, video, images, parse_frame_size(size, "--size") if size else None, fps)
     sinks = [open_output(output, source.fps)] if output else []
     if not headless and display_available():
         sinks.append(WindowSink())
@@ -73,10 +73,10 @@ def main_command(bundle, camera, video, images, size, fps, output, app_name, bac
         log.info("no --output, --records or --stats and no window: frames are restored and discarded")
     log.info("%s -> %s -> %s", f"{source.kind} {source.spec}", engine.name, app_name)
     stop_on_sigterm()
-    report = pipeline.run(source, engine, app, sinks, Path(records) if records else None, max_frames)
+    report = pipeline.run(source, engine, app, sinks, records_path, max_frames)
     click.echo(pipeline.format_report(report))
-    if stats:
-        Path(stats).write_text(json.dumps(report, indent=2) + "\n")
+    if stats_path:
+        write_json_atomic(stats_path, report)
     if output:
         click.echo(f"wrote {output}")
 

@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections import defaultdict
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Sequence
 
@@ -45,44 +44,48 @@ def run(
 ) -> dict:
     """Restore every frame of `source` and hand it to `app` and `sinks`; return the timing report.
 
-    Ctrl-C ends the run early; sinks are closed either way, so the output stays playable.
+    Ctrl-C ends the run early and keeps the outputs playable; an error discards unfinished outputs.
     """
     from tqdm import tqdm
 
     samples: dict[str, list[float]] = defaultdict(list)
     frames = 0
-    interrupted = False
+    interrupted = finished = False
     start = time.perf_counter()
-    with ExitStack() as stack:
-        for closeable in (source, app, *sinks):
-            stack.callback(closeable.close)
-        records = stack.enter_context(open(records_path, "w")) if records_path else None
-        bar = stack.enter_context(tqdm(desc="frames", unit="f", disable=not progress, leave=False))
-        iterator = iter(source)
-        try:
-            while max_frames is None or frames < max_frames:
-                t0 = time.perf_counter()
-                frame = next(iterator, None)
-                if frame is None:
-                    break
-                t1 = time.perf_counter()
-                restored = engine.infer(frame[None])[0]
-                t2 = time.perf_counter()
-                shown, frame_records = app.process(frame, restored, int(frames * 1000 / source.fps))
-                t3 = time.perf_counter()
-                for sink in sinks:
-                    sink.write(shown)
-                if records is not None:
-                    for record in frame_records:
-                        records.write(json.dumps({"frame": frames, **record}) + "\n")
-                t4 = time.perf_counter()
-                for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                    samples[stage].append(seconds)
-                frames += 1
-                bar.update()
-        except KeyboardInterrupt:
-            interrupted = True
-            log.info("stopping: interrupted after %d frames", frames)
+    records = open(records_path, "w") if records_path else None
+    bar = tqdm(desc="frames", unit="f", disable=not progress, leave=False)
+    iterator = iter(source)
+    try:
+        while max_frames is None or frames < max_frames:
+            t0 = time.perf_counter()
+            frame = next(iterator, None)
+            if frame is None:
+                break
+            t1 = time.perf_counter()
+            restored = engine.infer(frame[None])[0]
+            t2 = time.perf_counter()
+            shown, frame_records = app.process(frame, restored, int(frames * 1000 / source.fps))
+            t3 = time.perf_counter()
+            for sink in sinks:
+                sink.write(shown)
+            if records is not None:
+                for record in frame_records:
+                    records.write(json.dumps({"frame": frames, **record}) + "\n")
+            t4 = time.perf_counter()
+            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                samples[stage].append(seconds)
+            frames += 1
+            bar.update()
+        finished = True
+    except KeyboardInterrupt:
+        interrupted = finished = True
+        log.info("stopping: interrupted after %d frames", frames)
+    finally:
+        bar.close()
+        for closeable in (source, app, *([records] if records else [])):
+            closeable.close()
+        for sink in sinks:
+            sink.close(complete=finished)
     report = summarise(samples, frames, time.perf_counter() - start)
     report.update(source=f"{source.kind}:{source.spec}", engine=engine.name, dropped=0,
                   skipped_corrupt=source.skipped, interrupted=interrupted)

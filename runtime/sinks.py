@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -11,38 +12,56 @@ import numpy as np
 from blur2blur.errors import UserError
 from blur2blur.images import is_video, write_atomic_png
 
+log = logging.getLogger(__name__)
+
 
 class FrameSink:
     def write(self, frame: np.ndarray) -> None:
         raise NotImplementedError
 
-    def close(self) -> None:
-        pass
+    def close(self, complete: bool = True) -> None:
+        """Finish the output; `complete=False` (the run failed) discards what cannot be trusted."""
 
 
 class VideoFileSink(FrameSink):
-    """An MP4 (mp4v) written under a temporary name and renamed on close, so a reader never sees half a file."""
+    """An MP4 (mp4v) written under a temporary name and renamed on close, so a reader never sees half a file.
+
+    A video has one frame size: later frames of another size are resized to the first one's (said once).
+    """
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps
         self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
         self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
         self.frames = 0
+        self.resized = 0
 
     def write(self, frame: np.ndarray) -> None:
+        size = (frame.shape[1], frame.shape[0])
         if self.writer is None:
-            height, width = frame.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+            self.size = size
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
             if not self.writer.isOpened():
                 raise UserError(f"--output {self.path}: OpenCV cannot write this video; try a .mp4 or a folder")
+        if size != self.size:
+            if not self.resized:
+                log.warning("frame %d is %dx%d, the video %dx%d: resizing such frames (write a folder to keep sizes)",
+                            self.frames, *size, *self.size)
+            self.resized += 1
+            frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         self.writer.write(frame)
         self.frames += 1
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            self.writer = None
+    def close(self, complete: bool = True) -> None:
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        if complete:
             os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 class ImageFolderSink(FrameSink):
@@ -58,7 +77,7 @@ class ImageFolderSink(FrameSink):
 
 
 class WindowSink(FrameSink):
-    """An OpenCV window; closing it or pressing q or Esc stops the run."""
+    """An OpenCV window; pressing q or Esc in it stops the run."""
 
     def __init__(self, title: str = "blur2blur") -> None:
         self.title = title
@@ -68,8 +87,20 @@ class WindowSink(FrameSink):
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             raise KeyboardInterrupt
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         cv2.destroyWindow(self.title)
+
+
+def writable_file(path: str, option: str) -> Path:
+    """A file path whose folder exists (made if needed) and is writable: checked before the first frame."""
+    file = Path(path)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"{option} {path}: cannot create {file.parent} ({err.strerror})") from None
+    if file.is_dir() or not os.access(file.parent, os.W_OK):
+        raise UserError(f"{option} {path}: cannot write a file there")
+    return file
 
 
 def display_available() -> bool:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from blur2blur.errors import UserError
-from blur2blur.images import is_image, read_bgr
+from blur2blur.images import is_image, natural_key, read_bgr
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class CaptureSource(FrameSource):
 
 
 class ImageFolderSource(FrameSource):
-    """The images of a folder in name order; unreadable ones are skipped and counted."""
+    """The images of a folder in natural name order (2 before 10); unreadable ones are skipped and counted."""
 
     def __init__(self, spec: str, paths: list[Path]) -> None:
         super().__init__("images", spec, live=False, fps=25.0)
@@ -104,7 +104,7 @@ def open_images(folder: str) -> FrameSource:
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"--images {folder}: no such folder")
-    paths = sorted(p for p in root.iterdir() if p.is_file() and is_image(p))
+    paths = sorted((p for p in root.iterdir() if p.is_file() and is_image(p)), key=lambda p: natural_key(p.name))
     if not paths:
         raise UserError(f"--images {folder}: holds no images (.png, .jpg, ...)")
     return ImageFolderSource(folder, paths)

@@ -34,13 +34,16 @@ def read_video(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def write_invert_bundle(folder: Path) -> Path:
-    """A bundle whose graph inverts uint8 NHWC frames (255 - x), built with onnx.helper: no torch needed."""
+def write_invert_bundle(folder: Path, shape: list | None = None) -> Path:
+    """A bundle whose graph inverts uint8 NHWC frames (255 - x), built with onnx.helper: no torch needed.
+
+    `shape` fixes the input shape (default: dynamic batch, height and width).
+    """
     import onnx
     from onnx import TensorProto, helper
 
     folder.mkdir(parents=True, exist_ok=True)
-    shape = ["batch", "height", "width", 3]
+    shape = shape or ["batch", "height", "width", 3]
     graph = helper.make_graph(
         [helper.make_node("Sub", ["white", "frames"], ["restored"])],
         "invert",

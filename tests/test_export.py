@@ -76,6 +76,18 @@ def test_existing_bundle_needs_force_and_failures_leave_nothing(checkpoints, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
+def test_force_replaces_only_a_bundle(checkpoints, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("keep me")
+    (tmp_path / "afile").write_text("keep me too")
+    for target in ("run", "afile"):
+        with pytest.raises(UserError, match="not a b2b-export bundle"):
+            export_bundle(checkpoints / "deblurrer.pt", tmp_path / target, force=True)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "afile").read_text() == "keep me too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "run"]
+
+
 def test_official_nafnet_checkpoint_exports(tmp_path):
     net = trained_like("nafnet-tiny")
     torch.save({"params": net.state_dict()}, tmp_path / "official.pth")

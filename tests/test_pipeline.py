@@ -64,3 +64,29 @@ def test_b2b_run_cli_bad_input_is_one_line_and_nonzero(tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
         if text:
             assert text in lines[0]
+
+
+def test_b2b_run_failing_mid_run_is_one_line_and_leaves_no_output(tmp_path):
+    import cv2
+
+    write_invert_bundle(tmp_path / "bundle", shape=[1, 8, 8, 3])  # an engine that takes only 8 x 8 frames
+    (tmp_path / "frames").mkdir()
+    for name, size in (("a.png", 8), ("b.png", 8), ("c.png", 12)):
+        cv2.imwrite(str(tmp_path / "frames" / name), np.zeros((size, size, 3), np.uint8))
+    result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--images", str(tmp_path / "frames"),
+                             "--output", str(tmp_path / "out.mp4"), "--headless"], capture_output=True, text=True)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("error:") and "12" in errors[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "frames"]
+
+
+def test_b2b_run_checks_the_stats_path_before_the_first_frame(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=2)
+    write_invert_bundle(tmp_path / "bundle")
+    (tmp_path / "file").write_text("x")
+    result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "in.mp4"),
+                             "--output", str(tmp_path / "out.mp4"), "--stats", str(tmp_path / "file" / "s.json"),
+                             "--headless"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--stats" in result.stderr
+    assert not (tmp_path / "out.mp4").exists()

@@ -32,3 +32,19 @@ def test_unusable_outputs_fail_before_the_first_frame(tmp_path):
         open_output(str(tmp_path / "file" / "out.mp4"), fps=25)
     with pytest.raises(UserError, match="video file"):
         open_output(str(tmp_path / "out.png"), fps=25)
+
+
+def test_video_sink_resizes_frames_of_another_size_instead_of_dropping_them(tmp_path):
+    sink = open_output(str(tmp_path / "mixed.mp4"), fps=25)
+    for size in ((40, 56), (20, 30), (40, 56), (64, 64)):
+        sink.write(np.full((*size, 3), 128, np.uint8))
+    sink.close()
+    frames = read_video(tmp_path / "mixed.mp4")
+    assert len(frames) == 4 and all(frame.shape == (40, 56, 3) for frame in frames)
+
+
+def test_an_incomplete_run_leaves_no_video(tmp_path):
+    sink = open_output(str(tmp_path / "out.mp4"), fps=25)
+    sink.write(np.zeros((16, 16, 3), np.uint8))
+    sink.close(complete=False)
+    assert list(tmp_path.iterdir()) == []

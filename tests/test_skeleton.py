@@ -28,7 +28,8 @@ def test_synth_train_export_run_end_to_end(tmp_path):
     assert ckpt["meta"]["step"] == 4 and ckpt["arch"] == "nafnet-tiny"
     assert {"val_psnr", "val_psnr_input"} <= set(ckpt["meta"]["metrics"])
     cli("b2b-train", "synth", "--domain", "known", "--sharp", "deadleaves:1", "--out", str(tmp_path / "blurry.mp4"),
-        "--video", "6")
+        "--video", "6", "--frame-size", "72x56")
+    assert read_video(tmp_path / "blurry.sharp.mp4")[0].shape == (56, 72, 3)
     cli("b2b-export", "--deblurrer", str(tmp_path / "run" / "last.pt"), "--out", str(tmp_path / "bundle"))
     run = cli("b2b-run", "--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "blurry.mp4"),
               "--output", str(tmp_path / "restored.mp4"), "--stats", str(tmp_path / "stats.json"), "--headless")
@@ -45,3 +46,13 @@ def test_training_bad_input_is_one_line(tmp_path):
         result = subprocess.run([str(BIN / "b2b-train"), *args], capture_output=True, text=True)
         assert result.returncode == 2
         assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error:"), result.stderr
+
+
+def test_synth_refuses_to_mix_syntheses_unless_overwriting(tmp_path):
+    args = ["--sharp", "deadleaves:2", "--out", str(tmp_path / "pairs"), "--count", "3", "--size", "32"]
+    cli("b2b-train", "synth", "--domain", "known", *args)
+    result = subprocess.run([str(BIN / "b2b-train"), "synth", "--domain", "defocus", *args], capture_output=True, text=True)
+    assert result.returncode == 2 and "--overwrite" in result.stderr
+    cli("b2b-train", "synth", "--domain", "defocus", *args, "--overwrite")
+    assert json.loads((tmp_path / "pairs" / "synth.json").read_text())["domain"] == "defocus"
+    assert len(list((tmp_path / "pairs" / "blur").iterdir())) == 3

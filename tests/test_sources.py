@@ -51,3 +51,9 @@ def test_undecodable_video_and_empty_folder_are_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="holds no images"):
         open_source(images=str(tmp_path / "empty"))
+
+
+def test_image_folder_source_uses_natural_order(tmp_path):
+    for i in (10, 2, 1):
+        cv2.imwrite(str(tmp_path / f"frame{i}.png"), np.full((4, 4, 3), i, np.uint8))
+    assert [int(f[0, 0, 0]) for f in open_source(images=str(tmp_path))] == [1, 2, 10]

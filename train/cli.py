@@ -34,25 +34,35 @@ class DomainListCommand(click.Command):
 @click.option("--count", default=200, show_default=True, help="Number of pairs.")
 @click.option("--size", default=256, show_default=True, help="Side of each square pair in pixels.")
 @click.option("--seed", default=0, show_default=True, help="Seed: the same seed gives the same pairs.")
-@click.option("--video", "video_frames", type=int, help="Instead of pairs, write OUT as a blurry video of this many frames.")
-def synth(domain, sharp, out, count, size, seed, video_frames):
+@click.option("--max-images", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Use at most this many sharp images (videos give about two frames a second).")
+@click.option("--overwrite", is_flag=True, help="Replace pairs of another synthesis in OUT.")
+@click.option("--video", "video_frames", type=click.IntRange(min=1),
+              help="Instead of pairs, write OUT as a blurry video of this many frames (--frame-size, not --size/--count).")
+@click.option("--frame-size", default="320x240", show_default=True, help="Video frame size WIDTHxHEIGHT, with --video.")
+def synth(domain, sharp, out, count, size, seed, max_images, overwrite, video_frames, frame_size):
     """Synthesize blurry/sharp pairs (or a blurry video) of a blur domain from sharp content.
 
-    Pairs go to OUT/blur/NNNNN.png and OUT/sharp/NNNNN.png with matching names. With --video N,
-    OUT is a video file (.mp4) and OUT's sibling `<name>.sharp.mp4` holds the sharp frames.
+    Pairs go to OUT/blur/NNNNN.png and OUT/sharp/NNNNN.png with matching names; running again with the
+    same settings resumes. With --video N, OUT is a video file (.mp4) and `<name>.sharp<suffix>` beside it
+    holds the sharp frames.
     """
+    from blur2blur.images import parse_frame_size
     from blur2blur.train.content import load_sharp_images
     from blur2blur.train.domains import get_domain
     from blur2blur.train.synth import synthesize, synthesize_video
 
     get_domain(domain)  # a bad name fails before any image is read
-    images = load_sharp_images(sharp)
+    images = load_sharp_images(sharp, max_images=max_images)
     if video_frames:
-        sharp_out = Path(out).with_name(f"{Path(out).stem}.sharp.mp4")
-        synthesize_video(domain, images, out, frames=video_frames, seed=seed, sharp_out=sharp_out)
+        width, height = parse_frame_size(frame_size, "--frame-size")
+        out_path = Path(out)
+        sharp_out = out_path.with_name(f"{out_path.stem}.sharp{out_path.suffix}")
+        synthesize_video(domain, images, out, frames=video_frames, width=width, height=height, seed=seed,
+                         sharp_out=sharp_out)
         click.echo(f"wrote {out} and {sharp_out}")
     else:
-        summary = synthesize(domain, images, out, count=count, size=size, seed=seed)
+        summary = synthesize(domain, images, out, count=count, size=size, seed=seed, overwrite=overwrite)
         click.echo(f"wrote {summary['count']} {domain} pairs to {out}")
 
 

@@ -29,6 +29,7 @@ SKIMAGE_PHOTOS = (
 DEADLEAVES_COUNT = 16  # `deadleaves` without :N
 DEADLEAVES_SIZE = 512
 DEFAULT_SPEC = "skimage+deadleaves"
+VIDEO_FRAME_STEP = 12
 
 
 def skimage_photos() -> Iterator[tuple[str, np.ndarray]]:
@@ -74,7 +75,8 @@ def _images_of(part: str, option: str) -> Iterator[tuple[str, np.ndarray | None]
             f"{option} {word}: neither a file, a folder nor a known source; "
             f"use a folder, a video, skimage, deadleaves[:N] or {DEFAULT_SPEC}"
         )
-    images = open_images(word, option=option, validate=False)  # decoded below, once
+    # Neighbouring video frames are near copies: about two a second give the same content for less memory.
+    images = open_images(word, option=option, frame_step=VIDEO_FRAME_STEP, validate=False)  # decoded below, once
     for i in range(len(images)):
         yield f"{word}/{images.items[i].name}", images.load(i)
 
@@ -93,10 +95,9 @@ def load_sharp_images(
     small: list[str] = []
     unreadable: list[str] = []
     for part in parts:
-        if max_images is not None and len(kept) >= max_images:
-            break
         for name, image in _images_of(part, option):
             if max_images is not None and len(kept) >= max_images:
+                log.info("%s: using the first %d images (raise --max-images for more)", spec, max_images)
                 break
             if image is None:
                 unreadable.append(name)
@@ -104,6 +105,8 @@ def load_sharp_images(
                 small.append(name)
             else:
                 kept.append(image)
+        if max_images is not None and len(kept) >= max_images:
+            break
     if small or unreadable:
         left_out = small + unreadable
         names = ", ".join(left_out[:10]) + (", ..." if len(left_out) > 10 else "")

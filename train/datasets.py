@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from blur2blur.errors import UserError
-from blur2blur.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image, is_video, read_bgr, to_bgr8
+from blur2blur.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image, is_video, natural_key, read_bgr, to_bgr8
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,6 @@ _PROGRESS_FROM = 200  # show a progress bar when checking at least this many fil
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def natural_key(text: str) -> list:
-    """Sort key that puts `frame2` before `frame10`."""
-    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", text)]
 
 
 def _summary(names: Sequence[str], limit: int = 10) -> str:
@@ -633,7 +628,7 @@ def blur2blur_layout(root: str | Path) -> Blur2BlurLayout:
 # --------------------------------------------------------------------------- user source strings
 
 # `kind:PATH?key=value&...`; these are the kinds open_pairs/open_images understand.
-PAIR_KINDS = ("folder", "suffix", "gopro", "reds", "rsblur", "b2b", "synthetic")
+PAIR_KINDS = ("folder", "suffix", "gopro", "reds", "rsblur", "b2b")
 IMAGE_KINDS = ("folder", "video")
 _OPTIONS = {
     "folder": (),
@@ -741,9 +736,6 @@ def open_pairs(spec: str, *, option: str = "--pairs", validate: bool = True) -> 
     try:
         parsed = parse_spec(spec, PAIR_KINDS)
         kind = parsed.kind
-        if kind == "synthetic":
-            # Synthetic pairs (train/synth.py) are made on the fly, not read from disk; dispatch them here.
-            raise UserError(f"{spec}: synthetic pairs are not available from open_pairs yet")
         path = _existing_dir(parsed.path)
         if kind is None:
             kind = detect_pair_layout(path)

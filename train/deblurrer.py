@@ -41,9 +41,9 @@ class DeblurrerConfig:
 
 
 def split(count: int, val_count: int, seed: int) -> tuple[list[int], list[int]]:
-    """A seeded hold-out split: (train indices, validation indices); always at least one training pair."""
+    """A seeded hold-out split: (train indices, validation indices), at most a fifth held out."""
     order = np.random.default_rng([seed, 7]).permutation(count).tolist()
-    val_count = min(val_count, count - 1)
+    val_count = min(val_count, count // 5)  # never more than a fifth of the data
     return sorted(order[val_count:]), sorted(order[:val_count])
 
 
@@ -72,11 +72,14 @@ def train_deblurrer(config: DeblurrerConfig) -> Path:
         raise UserError(f"--arch {config.arch} is a {arch_kind(config.arch)}, not a deblurrer (try nafnet-tiny)")
     if config.steps < 1 or config.batch < 1 or config.crop < 16:
         raise UserError("--steps and --batch must be at least 1 and --crop at least 16")
+    out = Path(config.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create the run folder ({err.strerror})") from None
     torch.manual_seed(config.seed)
     pairs = open_pairs(config.pairs)
     train_idx, val_idx = split(len(pairs), config.val_count, config.seed)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     model = create_model(config.arch)
     log.info("training %s (%.2f M parameters) on %d pairs, %d held out", config.arch,
@@ -100,18 +103,20 @@ def train_deblurrer(config: DeblurrerConfig) -> Path:
         for step, (blur, sharp) in enumerate(bar, start=1):
             loss = psnr_loss(model(blur), sharp)
             if not torch.isfinite(loss):
-                raise UserError(f"training diverged at step {step} (loss {loss.item()}); lower --lr. "
-                                f"The last good checkpoint is {out / 'last.pt'}")
+                saved = f"the last good checkpoint is {out / 'last.pt'}" if (out / "last.pt").exists() else "nothing was saved"
+                raise UserError(f"training diverged at step {step} (loss {loss.item()}); lower --lr; {saved}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             bar.set_postfix(psnr=f"{-loss.item():.2f}", lr=f"{schedule.get_last_lr()[0]:.1e}")
             if step % config.save_every == 0 and step < config.steps:
+                metrics = evaluate(model, pairs, val_idx, config.val_size)
                 save(step, metrics)
     except KeyboardInterrupt:
-        log.info("interrupted at step %d; saving", step)
-        save(step, metrics)
+        if step > 0:  # never replace a checkpoint with untrained weights
+            log.info("interrupted at step %d; saving %s", step, out / "last.pt")
+            save(step, metrics)
         raise
     finally:
         bar.close()

@@ -81,11 +81,13 @@ def _prepare_out_dir(out_dir: Path, summary: dict[str, Any], overwrite: bool) ->
         what = "pairs without a readable synth.json" if previous is None else (
             f"a synthesis of domain {previous.get('domain')!r} seed {previous.get('seed')} "
             f"size {previous.get('size')}, {previous.get('sources')} source images")
-        raise UserError(f"{out_dir} already holds {what}; choose another folder or pass overwrite")
-    for path in old_pairs:
-        # the same synthesis resumes: keep its pairs below the new count; otherwise start afresh
-        if overwrite or not same or int(path.stem) >= summary["count"]:
-            path.unlink()
+        raise UserError(f"{out_dir} already holds {what}; choose another folder or pass --overwrite")
+    # the same synthesis resumes: keep its pairs below the new count; otherwise start afresh
+    stale = [p for p in old_pairs if overwrite or not same or int(p.stem) >= summary["count"]]
+    if same and not overwrite and stale:
+        log.info("%s: removing %d pairs beyond --count %d", out_dir, len(stale) // 2, summary["count"])
+    for path in stale:
+        path.unlink()
 
 
 def synthesize(
@@ -117,9 +119,14 @@ def synthesize(
         "count": int(count), "domain": blur_domain.name, "seed": int(seed), "size": int(size),
         "margin": blur_domain.margin, "sources": len(sources), "sources_digest": _sources_digest(sources),
     }
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file; give a folder")
     _prepare_out_dir(out_dir, summary, overwrite)
-    (out_dir / "blur").mkdir(parents=True, exist_ok=True)
-    (out_dir / "sharp").mkdir(parents=True, exist_ok=True)
+    try:
+        (out_dir / "blur").mkdir(parents=True, exist_ok=True)
+        (out_dir / "sharp").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out_dir}: cannot create it ({err.strerror})") from None
     # written first too, so an interrupted run is recognised as this synthesis and resumed
     (out_dir / _SUMMARY).write_text(json.dumps({**summary, "complete": False}, indent=2))
 
@@ -240,7 +247,6 @@ def synthesize_video(
     for (writer, tmp), final in zip(writers, [out_path, sharp_out]):
         writer.release()
         os.replace(tmp, final)
-    log.info("wrote %d %s frames to %s", frames, blur_domain.name, out_path)
     return {"path": str(out_path), "sharp_path": None if sharp_out is None else str(sharp_out),
             "domain": blur_domain.name, "frames": int(frames), "width": int(width), "height": int(height),
             "fps": float(fps), "seed": int(seed)}
