@@ -70,12 +70,16 @@ def read_bgr(path: str | Path) -> np.ndarray | None:
         return None
 
 
-def write_atomic_png(path: str | Path, image_bgr: np.ndarray) -> None:
-    """Write a PNG so that a reader never sees half a file."""
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write a file under a temporary name, then rename it: a reader never sees half a file."""
     path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_atomic_png(path: str | Path, image_bgr: np.ndarray) -> None:
     ok, buf = cv2.imencode(".png", image_bgr)
     if not ok:
         raise OSError(f"could not encode {path}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.tobytes())
-    os.replace(tmp, path)
+    write_atomic(path, buf.tobytes())

@@ -11,7 +11,6 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from blur2blur.errors import UserError

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
-from pathlib import Path
 
 import click
 
 from blur2blur.errors import run_cli
 
 log = logging.getLogger("blur2blur")
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def stop_on_sigterm() -> None:
@@ -53,7 +45,7 @@ def main_command(bundle, camera, video, images, size, fps, output, app_name, bac
     Add --debug to any command for a traceback on errors.
     """
     from blur2blur.apps import load_app
-    from blur2blur.images import parse_frame_size
+    from blur2blur.images import parse_frame_size, write_atomic
     from blur2blur.runtime import pipeline
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import open_engine
@@ -76,7 +68,7 @@ def main_command(bundle, camera, video, images, size, fps, output, app_name, bac
     report = pipeline.run(source, engine, app, sinks, records_path, max_frames)
     click.echo(pipeline.format_report(report))
     if stats_path:
-        write_json_atomic(stats_path, report)
+        write_atomic(stats_path, (json.dumps(report, indent=2) + "\n").encode())
     if output:
         click.echo(f"wrote {output}")
 

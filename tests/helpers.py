@@ -1,4 +1,4 @@
-"""Small real fixtures shared by tests: videos written with OpenCV and a torch-free ONNX bundle."""
+"""Small real fixtures shared by tests: videos written with OpenCV, a torch-free ONNX bundle, random weights."""
 
 from __future__ import annotations
 
@@ -56,3 +56,14 @@ def write_invert_bundle(folder: Path, shape: list | None = None) -> Path:
     onnx.save(model, str(folder / "model.onnx"))
     (folder / "meta.json").write_text(json.dumps({"format": "blur2blur-bundle/1", "precisions": ["fp32"]}))
     return folder
+
+
+def randomized(model, seed: int = 0, scale: float = 0.05):
+    """`model` in eval mode with every parameter drawn from N(0, scale) (beta/gamma too, so every branch counts)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator) * scale)
+    return model.eval()

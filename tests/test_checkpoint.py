@@ -11,14 +11,7 @@ import torch
 from blur2blur.errors import UserError
 from blur2blur.models import ARCHS, arch_kind, create_model
 from blur2blur.models.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
-
-
-def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
-    return model
+from helpers import randomized
 
 
 def assert_one_line_naming(err: pytest.ExceptionInfo, path) -> None:

@@ -13,20 +13,13 @@ from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.deploy import DeployModel, check_compatible
 from blur2blur.models.nafnet import NAFNet
+from helpers import randomized
 
 
 def zeroed(model: torch.nn.Module) -> torch.nn.Module:
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
-    return model.eval()
-
-
-def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
     return model.eval()
 
 

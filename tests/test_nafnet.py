@@ -14,6 +14,7 @@ import torch
 from blur2blur.models import count_parameters, create_model
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.models.nafnet import LayerNorm2d, NAFNet
+from helpers import randomized
 
 
 def block_params(c: int) -> int:
@@ -34,15 +35,6 @@ def nafnet_params(width: int, enc: list[int], middle: int, dec: list[int]) -> in
         c //= 2
         total += n * block_params(c)
     return total
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Non-zero beta/gamma so every branch contributes to the output."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-    return model.eval()
 
 
 def test_w32_and_w64_parameter_counts_match_the_paper() -> None:
@@ -76,7 +68,7 @@ def test_state_dict_keys_follow_the_official_release() -> None:
 
 
 def test_official_checkpoint_loads_strictly_and_gives_the_same_output(tmp_path) -> None:
-    net = randomize(NAFNet(width=8, enc_blk_nums=(1, 2), middle_blk_num=1, dec_blk_nums=(1, 1)))
+    net = randomized(NAFNet(width=8, enc_blk_nums=(1, 2), middle_blk_num=1, dec_blk_nums=(1, 1)), scale=0.1)
     path = tmp_path / "NAFNet-official.pth"
     torch.save({"params": net.state_dict()}, path)
     loaded, info = load_checkpoint(path, kind="deblurrer")
@@ -97,7 +89,7 @@ def test_official_w32_checkpoint_is_named_after_its_preset(tmp_path) -> None:
 
 
 def test_forward_pads_and_crops_any_size_with_global_residual() -> None:
-    net = randomize(create_model("nafnet-tiny"))
+    net = randomized(create_model("nafnet-tiny"), scale=0.1)
     assert net.size_multiple == 16
     x = torch.rand(2, 3, 7, 21)
     with torch.no_grad():
@@ -135,7 +127,7 @@ def test_layernorm2d_in_fp16_stays_finite_on_large_values() -> None:
 
 
 def test_onnx_export_uses_layernormalization_and_matches_torch() -> None:
-    net = randomize(create_model("nafnet-tiny"))
+    net = randomized(create_model("nafnet-tiny"), scale=0.1)
     buffer = io.BytesIO()
     torch.onnx.export(
         net, (torch.rand(1, 3, 32, 32),), buffer, dynamo=False, opset_version=17,

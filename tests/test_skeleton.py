@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
 
 from blur2blur.models.checkpoint import load_checkpoint
 from helpers import read_video

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from blur2blur.errors import UserError
-from blur2blur.images import to_bgr8, write_atomic_png
+from blur2blur.images import to_bgr8, write_atomic, write_atomic_png
 from blur2blur.train.domains import get_domain
 
 log = logging.getLogger(__name__)
@@ -145,9 +145,7 @@ def synthesize(
         write_atomic_png(blur_path, blurry)
 
     summary["complete"] = True
-    tmp = out_dir / f".{_SUMMARY}.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out_dir / _SUMMARY)
+    write_atomic(out_dir / _SUMMARY, json.dumps(summary, indent=2).encode())
     return summary
 
 
