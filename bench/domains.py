@@ -22,7 +22,8 @@ from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.train.content import load_sharp_images
 from blur2blur.train.crops import bgr_to_tensor
 from blur2blur.train.datasets import open_pairs
-from blur2blur.train.deblurrer import DeblurrerConfig, train_deblurrer
+from blur2blur.train.config import DeblurrerConfig
+from blur2blur.train.deblurrer import train_deblurrer
 from blur2blur.train.domains import DOMAINS
 from blur2blur.train.metrics import psnr
 from blur2blur.train.synth import synthesize
@@ -57,7 +58,7 @@ def main() -> None:
     start = time.perf_counter()
     synthesize("known", load_sharp_images(args.train_sharp), work / "known-train", count=400, size=128, seed=1)
     checkpoint = train_deblurrer(DeblurrerConfig(pairs=str(work / "known-train"), out=str(work / "deblurrer"),
-                                                 steps=args.steps, save_every=10**9))
+                                                 steps=args.steps, eval_every=10**9)).last
     train_minutes = (time.perf_counter() - start) / 60
     model, _ = load_checkpoint(checkpoint, kind="deblurrer")
 

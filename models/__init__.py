@@ -7,6 +7,8 @@ import inspect
 from torch import nn
 
 from blur2blur.errors import UserError
+from blur2blur.models.kernel_extractor import PRESETS as _KERNEL_PRESETS
+from blur2blur.models.kernel_extractor import KernelExtractor
 from blur2blur.models.mimo_unet import PRESETS as _MIMO_PRESETS
 from blur2blur.models.mimo_unet import MIMOUNet
 from blur2blur.models.nafnet import PRESETS as _NAFNET_PRESETS
@@ -14,7 +16,7 @@ from blur2blur.models.nafnet import NAFNet
 from blur2blur.models.patchgan import PRESETS as _PATCHGAN_PRESETS
 from blur2blur.models.patchgan import PatchGAN
 
-KINDS = ("deblurrer", "converter", "discriminator")
+KINDS = ("deblurrer", "converter", "discriminator", "kernel")
 
 # name -> (kind, class, constructor kwargs). "nafnet-custom" is a NAFNet whose shape comes
 # entirely from explicit kwargs (e.g. an official checkpoint that matches no preset).
@@ -23,6 +25,7 @@ ARCHS: dict[str, tuple[str, type[nn.Module], dict]] = {
     "nafnet-custom": ("deblurrer", NAFNet, {}),
     **{name: ("converter", MIMOUNet, kwargs) for name, kwargs in _MIMO_PRESETS.items()},
     **{name: ("discriminator", PatchGAN, kwargs) for name, kwargs in _PATCHGAN_PRESETS.items()},
+    **{name: ("kernel", KernelExtractor, kwargs) for name, kwargs in _KERNEL_PRESETS.items()},
 }
 
 
@@ -41,7 +44,7 @@ def _lookup(arch: str) -> tuple[str, type[nn.Module], dict]:
 
 
 def arch_kind(arch: str) -> str:
-    """The kind ("deblurrer", "converter" or "discriminator") of a registered architecture."""
+    """The kind ("deblurrer", "converter", "discriminator" or "kernel") of a registered architecture."""
     return _lookup(arch)[0]
 
 

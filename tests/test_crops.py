@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import torch
 
-from blur2blur.train.crops import PairedCrops, bgr_to_tensor, tensor_to_bgr
+from blur2blur.train.crops import PairedCrops, StepSampler, bgr_to_tensor, tensor_to_bgr
 from blur2blur.train.datasets import paired_folder
 
 
@@ -57,3 +57,19 @@ def test_tensor_conversion_round_trips_bgr():
     tensor = bgr_to_tensor(image)
     assert tensor.shape == (3, 5, 7) and round(float(tensor[0, 0, 0]) * 255) == image[0, 0, 2]  # R first
     np.testing.assert_array_equal(tensor_to_bgr(tensor), image)
+
+
+def test_processes_share_each_step_as_one_process_with_the_whole_batch_would():
+    whole = list(StepSampler(3, 6, batch=4))
+    assert whole == list(range(12, 24))
+    ranks = [list(StepSampler(3, 6, batch=2, rank=r, world=2)) for r in range(2)]
+    for step in range(3):  # per step, the two ranks' samples are that step's samples of the single process
+        assert sorted(ranks[0][2 * step:2 * step + 2] + ranks[1][2 * step:2 * step + 2]) == whole[4 * step:4 * step + 4]
+    assert len(StepSampler(3, 6, batch=2, rank=1, world=2)) == 6
+
+
+def test_a_pair_that_went_bad_is_replaced_by_another(tmp_path):
+    pairs = make_pairs(tmp_path, count=3)
+    (tmp_path / "blur" / "1.png").write_bytes(b"gone")
+    crops = PairedCrops(pairs, crop=16, seed=0)
+    assert all(crops[n][0].shape == (3, 16, 16) for n in range(9))

@@ -373,8 +373,6 @@ def test_open_pairs_errors_name_the_option_and_the_fix(tmp_path):
         open_pairs(f"gropo:{tmp_path}")
     with pytest.raises(UserError, match="unknown option split for folder"):
         open_pairs(f"folder:{tmp_path}?split=test")
-    with pytest.raises(UserError, match="unknown source kind 'synthetic'"):
-        open_pairs("synthetic:known")
     with pytest.raises(UserError, match=r"^--blurry-pairs "):
         open_pairs(str(tmp_path / "nowhere"), option="--blurry-pairs")
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from blur2blur.errors import run_cli
+from blur2blur.train.config import (
+    DEVICES,
+    OPTIMIZERS,
+    SCHEDULES,
+    DeblurrerConfig,
+    KernelConfig,
+)
 
 SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -66,25 +74,120 @@ def synth(domain, sharp, out, count, size, seed, max_images, overwrite, video_fr
         click.echo(f"wrote {summary['count']} {domain} pairs to {out}")
 
 
-@main_group.command(context_settings=SETTINGS)
-@click.option("--pairs", required=True, help="Paired data: a folder with blur/ and sharp/, or gopro:, reds:, rsblur:, b2b: PATH.")
-@click.option("--out", required=True, type=click.Path(), help="Run folder for checkpoints.")
-@click.option("--arch", default="nafnet-tiny", show_default=True, help="nafnet-tiny, nafnet-small, nafnet-w32, nafnet-w64.")
-@click.option("--steps", default=2000, show_default=True, help="Total training steps.")
-@click.option("--batch", default=8, show_default=True)
-@click.option("--crop", default=64, show_default=True, help="Training crop side in pixels.")
-@click.option("--lr", default=2e-3, show_default=True, help="AdamW learning rate (cosine decay).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--workers", default=0, show_default=True, help="Data-loading worker processes.")
-@click.option("--rotate", is_flag=True,
-              help="Also turn crops by 90 degrees: for blur in every direction (GoPro), not for a directional known blur.")
-def deblurrer(**options):
-    """Train NAFNet on known-blur pairs with the PSNR loss; writes OUT/last.pt."""
-    from blur2blur.train.deblurrer import DeblurrerConfig, train_deblurrer
+def run_options(config_class):
+    """The options every trainer shares (the training core's RunConfig), defaults from `config_class`."""
+    d = config_class()
+    options = [
+        click.option("--out", required=True, type=click.Path(),
+                     help="Run folder: config.json, last.pt, best.pt, metrics.jsonl, curves.png, samples/."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the run in --out up to its --steps, with its own settings and state."),
+        click.option("--steps", default=d.steps, show_default=True, help="Total training steps of the run."),
+        click.option("--batch", default=d.batch, show_default=True,
+                     help="Images per step (per process under torchrun)."),
+        click.option("--crop", default=d.crop, show_default=True, help="Training crop side in pixels."),
+        click.option("--lr", default=d.lr, show_default=True, help="Peak learning rate."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=d.optimizer, show_default=True),
+        click.option("--beta1", default=d.beta1, show_default=True, help="Adam beta1."),
+        click.option("--beta2", default=d.beta2, show_default=True, help="Adam beta2."),
+        click.option("--weight-decay", default=d.weight_decay, show_default=True),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default=d.schedule, show_default=True,
+                     help="cosine decay, or constant for a third of the run then linear decay."),
+        click.option("--min-lr", default=d.min_lr, show_default=True, help="Where the schedule ends."),
+        click.option("--seed", default=d.seed, show_default=True, help="Seed of the weights, crops and split."),
+        click.option("--workers", default=d.workers, show_default=True, help="Data-loading worker processes."),
+        click.option("--eval-every", default=d.eval_every, show_default=True,
+                     help="Steps between evaluations (held-out figures, sample grid, last.pt and best.pt)."),
+        click.option("--log-every", default=d.log_every, show_default=True, help="Steps between metrics.jsonl lines."),
+        click.option("--device", type=click.Choice(DEVICES), default=d.device, show_default=True),
+    ]
 
-    path = train_deblurrer(DeblurrerConfig(**options))
-    click.echo(f"wrote {path}")
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def pair_options(command):
+    """The data options of trainers that learn from known (blurry, sharp) pairs."""
+    options = [
+        click.option("--pairs", default="",
+                     help="Known-blur pairs: a folder with blur/ + sharp/, gopro:, reds:, rsblur:, b2b: PATH, "
+                          "or synthetic:DOMAIN[?sharp=SRC&size=N] made on the fly."),
+        click.option("--val-pairs", help="Held-out pairs to validate on (default: a seeded share of --pairs)."),
+        click.option("--val-count", default=8, show_default=True, help="Held-out pairs evaluated."),
+        click.option("--val-size", default=128, show_default=True,
+                     help="Centre crop of each held-out pair (0: the whole image)."),
+        click.option("--rotate", is_flag=True,
+                     help="Also turn crops by 90 degrees: for blur in every direction (GoPro), "
+                          "not for a directional known blur."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def explicit(ctx: click.Context) -> list[str]:
+    """The options the user typed (not defaults): a resumed run refuses ones that differ from its own."""
+    return [name for name in ctx.params if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+
+
+def report(result) -> None:
+    """The run's last lines: where its files are, or how to continue it."""
+    if result.stopped_by:
+        if result.main:
+            click.echo(f"stopped at step {result.step} of {result.steps} ({result.stopped_by}); saved {result.last}; "
+                       f"continue with --out {result.last.parent} --resume", err=True)
+        sys.exit(130 if result.stopped_by == "SIGINT" else 143)
+    if result.main:
+        click.echo(f"wrote {result.last}" + (f", best {result.best}" if result.best else ""))
+
+
+@main_group.command(context_settings=SETTINGS)
+@pair_options
+@click.option("--arch", default="nafnet-tiny", show_default=True,
+              help="nafnet-tiny, nafnet-small (CPU); nafnet-w32, nafnet-w64 (the paper's GoPro models).")
+@click.option("--init", type=click.Path(), help="Fine-tune from this checkpoint (an official NAFNet file works).")
+@run_options(DeblurrerConfig)
+@click.pass_context
+def deblurrer(ctx, **options):
+    """Train the deblurrer, NAFNet, on known-blur pairs with the PSNR loss.
+
+    Every evaluation reports PSNR and SSIM of the blurry input and of the output on held-out pairs;
+    best.pt keeps the best PSNR. Ctrl-C saves; --resume continues exactly. Under `torchrun
+    --nproc_per_node N` it trains with DistributedDataParallel.
+    """
+    from blur2blur.train.deblurrer import train_deblurrer
+
+    report(train_deblurrer(DeblurrerConfig(**options), given=explicit(ctx)))
+
+
+@main_group.command(context_settings=SETTINGS)
+@pair_options
+@click.option("--arch", default="kernel-extractor-tiny", show_default=True,
+              help="kernel-extractor-tiny (CPU), kernel-extractor (the reference: 64 features, 10/20 blocks, 512-d).")
+@click.option("--init", type=click.Path(), help="Continue training from this kernel checkpoint.")
+@run_options(KernelConfig)
+@click.pass_context
+def kernel(ctx, **options):
+    """Train the blur kernel extractor on known-blur pairs with the Charbonnier loss.
+
+    It encodes the blur of a (sharp, blurry) pair as a code and re-applies a code to any sharp image: the
+    converter uses it to put the known blur on your camera's sharp images. Every evaluation reports, on
+    held-out pairs, the PSNR against the real blurry image of the sharp image re-blurred with its own
+    pair's code (`own_code`, kept as best.pt), with another pair's code (`other_code`) and unblurred
+    (`no_blur`): own_code should beat both.
+    """
+    from blur2blur.train.kernel import train_kernel
+
+    report(train_kernel(KernelConfig(**options), given=explicit(ctx)))
 
 
 def main(argv: list[str] | None = None) -> None:
     run_cli(main_group, argv)
+
+
+if __name__ == "__main__":  # `torchrun ... -m blur2blur.train.cli deblurrer ...`
+    main()

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from blur2blur.train.datasets import PairedSet
+from blur2blur.train.splits import Pairs
 
 
 def bgr_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -37,18 +37,25 @@ def augment(images: list[np.ndarray], rng: np.random.Generator, rotate: bool) ->
 class PairedCrops(Dataset):
     """Item n: an augmented `crop` x `crop` patch of pair perm_epoch[n % len], epoch = n // len."""
 
-    def __init__(self, pairs: PairedSet, crop: int, seed: int, indices: list[int] | None = None,
-                 rotate: bool = False) -> None:
+    def __init__(self, pairs: Pairs, crop: int, seed: int, rotate: bool = False) -> None:
+        if len(pairs) == 0:
+            raise ValueError("PairedCrops needs at least one pair")
         self.pairs, self.crop, self.seed, self.rotate = pairs, crop, seed, rotate
-        self.indices = list(range(len(pairs))) if indices is None else indices
 
     def __len__(self) -> int:  # the index space is unbounded; the sampler decides how far a run goes
         return 2**62
 
+    def _pair(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, position = divmod(n, len(self.pairs))
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))
+        for offset in range(len(self.pairs)):  # a file that went bad since it was checked: take the next
+            images = self.pairs.load(int(order[(position + offset) % len(self.pairs)]))
+            if images is not None:
+                return images
+        raise RuntimeError(f"{self.pairs.source}: no pair can be read any more")
+
     def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, position = divmod(n, len(self.indices))
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.indices))
-        blur, sharp = self.pairs.load(self.indices[order[position]])
+        blur, sharp = self._pair(n)
         rng = np.random.default_rng([self.seed, n, 1])
         height, width = blur.shape[:2]
         if height < self.crop or width < self.crop:  # small images are padded by reflection, never rejected
@@ -61,14 +68,21 @@ class PairedCrops(Dataset):
         return bgr_to_tensor(blur), bgr_to_tensor(sharp)
 
 
-class RangeSampler(Sampler[int]):
-    """Sample numbers start, start+1, ..., stop-1: the data order of a run from any step on."""
+class StepSampler(Sampler[int]):
+    """The sample numbers of training steps start+1 .. stop for one of `world` processes.
 
-    def __init__(self, start: int, stop: int) -> None:
-        self.start, self.stop = start, stop
+    Step s (from 1) of rank r takes samples ((s-1) w + r) b .. +b-1, so w processes with batch b see
+    together exactly what one process with batch w b would, and a run resumed after step `start` sees
+    exactly what it would have seen uninterrupted.
+    """
+
+    def __init__(self, start: int, stop: int, batch: int, rank: int = 0, world: int = 1) -> None:
+        self.start, self.stop, self.batch, self.rank, self.world = start, stop, batch, rank, world
 
     def __iter__(self):
-        return iter(range(self.start, self.stop))
+        for step in range(self.start, self.stop):
+            first = (step * self.world + self.rank) * self.batch
+            yield from range(first, first + self.batch)
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return (self.stop - self.start) * self.batch

@@ -628,7 +628,7 @@ def blur2blur_layout(root: str | Path) -> Blur2BlurLayout:
 # --------------------------------------------------------------------------- user source strings
 
 # `kind:PATH?key=value&...`; these are the kinds open_pairs/open_images understand.
-PAIR_KINDS = ("folder", "suffix", "gopro", "reds", "rsblur", "b2b")
+PAIR_KINDS = ("folder", "suffix", "gopro", "reds", "rsblur", "b2b", "synthetic")
 IMAGE_KINDS = ("folder", "video")
 _OPTIONS = {
     "folder": (),
@@ -730,12 +730,17 @@ def open_pairs(spec: str, *, option: str = "--pairs", validate: bool = True) -> 
     """Resolve a user's pair source: `[kind:]PATH[?key=value&...]`, the layout detected when no kind is given.
 
     Kinds and options: folder:, suffix:, gopro:(split=train|test, gamma=0|1), reds:(split=train|val),
-    rsblur:(split_file=LIST), b2b: (its trainC/trainD known pairs). By default every pair is decoded once
+    rsblur:(split_file=LIST), b2b: (its trainC/trainD known pairs), synthetic:DOMAIN(sharp=SPEC, size=N,
+    count=N, seed=N: pairs made on the fly, see train/synthetic.py). By default every pair is decoded once
     (`validate()`), so `load(i)` of the result returns a pair; validate=False only lists the files.
     """
     try:
         parsed = parse_spec(spec, PAIR_KINDS)
         kind = parsed.kind
+        if kind == "synthetic":
+            from blur2blur.train.synthetic import synthetic_pairs  # imports this module
+
+            return synthetic_pairs(spec, parsed.path, parsed.options)
         path = _existing_dir(parsed.path)
         if kind is None:
             kind = detect_pair_layout(path)

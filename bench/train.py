@@ -1,0 +1,115 @@
+"""Training benchmark: throughput of each preset, what the tiny deblurrer learns, what the kernel extractor learns.
+
+Prints three tables:
+
+1. training throughput (steps/s) of nafnet-tiny, nafnet-w32 and the kernel extractors at batch 4, crop 128,
+   measured through the real trainer (data synthesis and all);
+2. the tiny deblurrer trained on --pairs synthesised `known` pairs (from the photos in scikit-image and dead
+   leaves) for --steps steps, then PSNR/SSIM of the blurry input and of its output on held-out
+   `known` pairs made from other content (the Kodak crops in ../shared when present); target: +4 dB;
+3. the tiny kernel extractor trained on `known` for --kernel-steps steps, then, on the same held-out pairs,
+   PSNR against the real blurry image of the sharp image, of the sharp image re-blurred with its own pair's
+   code, and re-blurred with another pair's code (own should beat both).
+
+Budget on the project's 2-core CPU machine with the defaults: about 25 minutes (deblurrer 16, kernel 5,
+throughput 3).
+
+    python bench/train.py [--steps 6000] [--kernel-steps 1500] [--skip throughput,deblurrer,kernel] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from blur2blur.models.checkpoint import load_checkpoint
+from blur2blur.train.content import load_sharp_images
+from blur2blur.train.config import DeblurrerConfig, KernelConfig
+from blur2blur.train.datasets import open_pairs
+from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
+from blur2blur.train.kernel import evaluate_kernel, train_kernel
+from blur2blur.train.synth import synthesize
+
+KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
+SYNTHETIC = "synthetic:known?sharp=skimage+deadleaves&size=128"  # pairs made on the fly, for throughput
+
+
+def throughput(work: Path, arch: str, steps: int) -> float:
+    """Steps/s of the real trainer at batch 4, crop 128 (the first logging window, with warm-up, left out)."""
+    kernel = arch.startswith("kernel")
+    config_class, train = (KernelConfig, train_kernel) if kernel else (DeblurrerConfig, train_deblurrer)
+    config = config_class(pairs=SYNTHETIC, out=str(work / f"speed-{arch}"), arch=arch, steps=steps, batch=4,
+                          crop=128, log_every=max(1, steps // 3), eval_every=10**9, val_count=1, val_size=32)
+    train(config)
+    lines = [json.loads(line) for line in (work / f"speed-{arch}" / "metrics.jsonl").read_text().splitlines()]
+    rates = [line["steps_per_s"] for line in lines if "steps_per_s" in line][1:]
+    return float(np.mean(rates))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=6000, help="deblurrer training steps")
+    parser.add_argument("--kernel-steps", type=int, default=1500, help="kernel extractor training steps")
+    parser.add_argument("--pairs", type=int, default=2000, help="known training pairs synthesised (128 x 128)")
+    parser.add_argument("--test-sharp", default=str(KODAK) if KODAK.is_dir() else "deadleaves:8",
+                        help="sharp content of the held-out pairs (default: the Kodak crops in ../shared)")
+    parser.add_argument("--count", type=int, default=24, help="held-out pairs")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: throughput, deblurrer, kernel")
+    parser.add_argument("--work", help="keep runs here instead of a temporary folder")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    torch.set_num_threads(2)
+    work = Path(args.work or tempfile.mkdtemp(prefix="b2b-bench-train-"))
+    skip = set(filter(None, args.skip.split(",")))
+    if {"deblurrer", "kernel"} - skip:  # training from files: synthesis on the fly would halve a CPU's speed
+        synthesize("known", load_sharp_images("skimage+deadleaves"), work / "known", count=args.pairs, size=128,
+                   seed=1)
+    test = open_pairs(f"synthetic:known?sharp={args.test_sharp}&size=128&count={args.count}&seed=2")
+    tables = []
+
+    if "throughput" not in skip:
+        rows = [(arch, throughput(work, arch, steps)) for arch, steps in
+                (("nafnet-tiny", 60), ("nafnet-w32", 9), ("kernel-extractor-tiny", 60), ("kernel-extractor", 9))]
+        tables.append("training throughput, batch 4, crop 128, 2 CPU threads\n\n| preset | steps/s | images/s |\n"
+                      "|---|---|---|\n" + "".join(f"| {a} | {r:.2f} | {4 * r:.1f} |\n" for a, r in rows))
+
+    if "deblurrer" not in skip:
+        start = time.perf_counter()
+        result = train_deblurrer(DeblurrerConfig(pairs=str(work / "known"), out=str(work / "deblurrer"), steps=args.steps,
+                                                 eval_every=max(1, args.steps // 6)))
+        minutes = (time.perf_counter() - start) / 60
+        model = load_checkpoint(result.last, "deblurrer")[0]
+        m = evaluate_deblurrer(model, test, 0)
+        tables.append(
+            f"nafnet-tiny trained on `known` for {args.steps} steps ({minutes:.1f} min), batch 8, crop 64; "
+            f"{len(test)} held-out pairs of 128 x 128 from {args.test_sharp}\n\n"
+            "| | PSNR (dB) | SSIM |\n|---|---|---|\n"
+            f"| blurry input | {m['val_psnr_input']:.2f} | {m['val_ssim_input']:.3f} |\n"
+            f"| deblurred | {m['val_psnr']:.2f} | {m['val_ssim']:.3f} |\n"
+            f"| gain | {m['val_psnr'] - m['val_psnr_input']:+.2f} | {m['val_ssim'] - m['val_ssim_input']:+.3f} |\n")
+
+    if "kernel" not in skip:
+        start = time.perf_counter()
+        result = train_kernel(KernelConfig(pairs=str(work / "known"), out=str(work / "kernel"), steps=args.kernel_steps,
+                                           eval_every=max(1, args.kernel_steps // 5)))
+        minutes = (time.perf_counter() - start) / 60
+        m = evaluate_kernel(load_checkpoint(result.last, "kernel")[0], test, 0)
+        tables.append(
+            f"kernel-extractor-tiny trained on `known` for {args.kernel_steps} steps ({minutes:.1f} min); PSNR (dB) "
+            f"against the real blurry image on the same held-out pairs\n\n"
+            "| sharp image | re-blurred, own pair's code | re-blurred, another pair's code |\n|---|---|---|\n"
+            f"| {m['val_psnr_no_blur']:.2f} | {m['val_psnr_own_code']:.2f} | {m['val_psnr_other_code']:.2f} |\n")
+
+    print(f"\nruns in {work}\n")
+    print("\n".join(tables))
+
+
+if __name__ == "__main__":
+    main()

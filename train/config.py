@@ -1,0 +1,107 @@
+"""Training settings as plain values (no torch here: the CLI reads its defaults from these classes)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from blur2blur.errors import UserError
+
+OPTIMIZERS = ("adamw", "adam")
+SCHEDULES = ("cosine", "linear", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class RunConfig:
+    """Settings every trainer shares; each trainer's config adds its data and model.
+
+    `batch` is per process (under torchrun the global batch is batch x processes). Schedules: `cosine`
+    decays to `min_lr`; `linear` holds the rate for the first third, then decays linearly to `min_lr` (the
+    shape of Blur2Blur's 100 + 200 epochs); `constant` holds it.
+    """
+
+    out: str = ""
+    steps: int = 2000
+    batch: int = 8
+    crop: int = 64
+    lr: float = 2e-3
+    optimizer: str = "adamw"
+    beta1: float = 0.9
+    beta2: float = 0.9
+    weight_decay: float = 1e-3
+    schedule: str = "cosine"
+    min_lr: float = 1e-7
+    seed: int = 0
+    workers: int = 0
+    eval_every: int = 500
+    log_every: int = 20
+    device: str = "auto"
+    resume: bool = False
+
+    def check(self) -> None:
+        """A one-line UserError naming the option for any setting out of range (trainers add theirs)."""
+        positive = {"--steps": self.steps, "--batch": self.batch, "--eval-every": self.eval_every,
+                    "--log-every": self.log_every}
+        for option, value in positive.items():
+            if value < 1:
+                raise UserError(f"{option} {value}: must be at least 1")
+        if self.crop < 16:
+            raise UserError(f"--crop {self.crop}: must be at least 16 pixels")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise UserError(f"--lr {self.lr}: must be a positive number")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"--optimizer {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"--schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
+        if self.workers < 0 or self.seed < 0:
+            raise UserError("--workers and --seed must be 0 or more")
+        if not self.out:
+            raise UserError("--out: give a run folder")
+
+
+@dataclass
+class PairConfig(RunConfig):
+    """A run that learns from pairs: `--pairs`, validated on `--val-pairs` or a held-out share of them."""
+
+    kind: ClassVar[str] = ""  # the checkpoint kind the run trains
+    pairs: str = ""
+    val_pairs: str | None = None
+    val_count: int = 8
+    val_size: int = 128
+    rotate: bool = False
+    arch: str = ""
+    init: str | None = None
+
+    def check(self) -> None:
+        super().check()
+        if not self.pairs:
+            raise UserError("--pairs: give the known-blur pairs to train on (or --resume a run)")
+        if self.val_count < 0 or self.val_size < 0:
+            raise UserError("--val-count and --val-size must be 0 or more")
+        if not self.init and not self.resume:
+            from blur2blur.models import arch_kind  # imports torch: only when a run starts
+
+            if arch_kind(self.arch) != self.kind:
+                raise UserError(f"--arch {self.arch} is a {arch_kind(self.arch)}, not a {self.kind}")
+
+
+@dataclass
+class DeblurrerConfig(PairConfig):
+    """NAFNet with NAFNet's optimizer settings (AdamW, betas 0.9/0.9, cosine); a higher rate for tiny models."""
+
+    kind: ClassVar[str] = "deblurrer"
+    arch: str = "nafnet-tiny"
+
+
+@dataclass
+class KernelConfig(PairConfig):
+    """The kernel extractor with Adam, as in its reference training."""
+
+    kind: ClassVar[str] = "kernel"
+    arch: str = "kernel-extractor-tiny"
+    lr: float = 5e-4
+    optimizer: str = "adam"
+    beta2: float = 0.999
+    weight_decay: float = 0.0

@@ -1,0 +1,333 @@
+"""The training loop every b2b-train model shares: data, forward, loss, backward, step, log, evaluate, save.
+
+A trainer supplies a `Task` (its model, its data, its loss and its held-out figures), never a loop of its
+own. The loop makes a run trustworthy:
+
+- **resume**: `last.pt` holds the weights, optimizer, schedule and RNG state, and the data order is a pure
+  function of the step, so a run stopped at step k and resumed ends with the weights of an uninterrupted one;
+- **interruption**: Ctrl-C or SIGTERM finishes the current step, saves `last.pt` and stops;
+- **divergence**: a NaN or Inf loss stops the run and leaves the last good checkpoint untouched;
+- **distributed**: under torchrun every process trains a DistributedDataParallel copy on its share of
+  each batch; rank 0 alone evaluates, logs and writes files.
+
+A run folder holds `config.json`, `last.pt`, `best.pt` (by the task's held-out figure), `metrics.jsonl`,
+`curves.png` and `samples/step_NNNNNN.png` (the task's sample grid at each evaluation).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from blur2blur.errors import UserError
+from blur2blur.images import write_atomic
+from blur2blur.models import count_parameters, create_model
+from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from blur2blur.train import distributed
+from blur2blur.train.config import RunConfig
+from blur2blur.train.crops import StepSampler
+from blur2blur.train.distributed import Dist
+from blur2blur.train.records import MetricsLog, plot_curves, write_grid
+
+log = logging.getLogger(__name__)
+
+# Settings a resumed run may take anew: where it runs and how fast, never what it computes.
+RESUME_MAY_CHANGE = ("out", "resume", "workers", "device")
+
+
+class Task(Protocol):
+    """What a trainer gives the loop."""
+
+    kind: str  # the checkpoint kind of `model`: "deblurrer", "kernel", ...
+    model: nn.Module  # the network trained and saved
+    dataset: Dataset  # item n is a pure function of n: the data order of a run
+    best_metric: str  # the held-out figure (higher is better) that picks best.pt
+
+    def loss(self, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise for one batch and the figures to show (detached scalars)."""
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Held-out figures for the current weights (no randomness: it must not change the run)."""
+
+    def samples(self, model: nn.Module) -> list[list[np.ndarray]]:
+        """Rows of uint8 BGR images for the sample grid, e.g. input | output | target."""
+
+
+@dataclass
+class RunResult:
+    last: Path
+    best: Path | None
+    step: int
+    steps: int
+    metrics: dict[str, float]
+    stopped_by: str | None = None  # "SIGINT" or "SIGTERM" when interrupted before the last step
+    main: bool = True  # rank 0 (or the only process): the one that reports
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def resume_config(config: RunConfig, given: Iterable[str] = ()) -> RunConfig:
+    """With `config.resume`, the settings saved in OUT/last.pt (but RESUME_MAY_CHANGE taken from `config`).
+
+    `given` names the settings the user set explicitly: one that differs from the saved run is an error,
+    since a resumed run continues the same computation.
+    """
+    if not config.resume:
+        return config
+    if not config.out:
+        raise UserError("--resume: give the run folder to continue with --out")
+    last = Path(config.out) / "last.pt"
+    if not last.is_file():
+        raise UserError(f"--resume: {config.out} holds no last.pt to continue; start without --resume")
+    state = read_checkpoint(last)
+    saved = state.get("meta", {}).get("config")
+    names = {f.name for f in fields(config)}
+    if not isinstance(saved, dict) or not set(saved) <= names:
+        raise UserError(f"--resume: {last} was not written by this trainer; choose its own command or another --out")
+    if not all(key in state for key in ("optimizer", "schedule", "rng")):
+        raise UserError(f"--resume: {last} holds weights without their training state; start a new run from them "
+                        f"with --init {last}")
+    for name in given:
+        if name not in RESUME_MAY_CHANGE and name in saved and saved[name] != getattr(config, name):
+            option = "--" + name.replace("_", "-")
+            raise UserError(
+                f"--resume continues the run in {config.out} with its own settings, and {option} "
+                f"{getattr(config, name)} differs from its {saved[name]}: drop {option} or start a new run elsewhere"
+            )
+    return replace(config, **{k: v for k, v in saved.items() if k not in RESUME_MAY_CHANGE})
+
+
+def lr_factor(config: RunConfig) -> Callable[[int], float]:
+    """The learning rate after `step` steps, as a fraction of --lr."""
+    floor = min(config.min_lr / config.lr, 1.0)
+    steps = config.steps
+
+    def factor(step: int) -> float:
+        t = min(step, steps) / steps
+        if config.schedule == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+        if config.schedule == "linear":
+            return 1.0 if t <= 1 / 3 else floor + (1 - floor) * (1 - t) * 1.5
+        return 1.0
+
+    return factor
+
+
+def make_optimizer(parameters: Iterable[nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(parameters, lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
+
+
+def initial_model(config: RunConfig, kind: str, arch: str, init: str | None = None) -> nn.Module:
+    """The network a run starts from: the run's own last.pt when resuming (any architecture), else the
+    checkpoint `init` (fine-tuning; official NAFNet files too), else a fresh `arch`."""
+    if config.resume:
+        return load_checkpoint(Path(config.out) / "last.pt", kind)[0]
+    if init:
+        model, _ = load_checkpoint(init, kind, option="--init")
+        log.info("starting from %s (%s)", init, model.arch)
+        return model
+    return create_model(arch)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+@contextmanager
+def stop_requests() -> Iterator[dict[str, str | None]]:
+    """While inside, SIGINT and SIGTERM ask the loop to stop after the current step (a second Ctrl-C stops
+    at once). Yields {"by": None or the signal's name}."""
+    request: dict[str, str | None] = {"by": None}
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield request
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if request["by"] == "SIGINT" and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        request["by"] = signal.Signals(signum).name
+        log.warning("%s: stopping after this step and saving (Ctrl-C again to stop at once)", request["by"])
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Data workers leave Ctrl-C to the main process, which stops the run cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _prepare_out(config: RunConfig) -> Path:
+    """The run folder, created; a new run never overwrites another one."""
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the run")
+    if not config.resume and (out / "last.pt").exists():
+        step = read_checkpoint(out / "last.pt").get("meta", {}).get("step", "?")
+        raise UserError(f"--out {out} already holds a run (step {step}): add --resume to continue it, "
+                        "or choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create the run folder ({err.strerror})") from None
+    return out
+
+
+def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterable[str] = ()) -> RunResult:
+    """Check the settings, join the process group (under torchrun), build the task and train it."""
+    config = resume_config(config, given)
+    config.check()
+    dist = distributed.setup(config.device)
+    try:
+        out = _prepare_out(config)  # every process: a bad folder stops them all, not rank 0 alone
+        if dist.main:
+            write_atomic(out / "config.json", json.dumps(asdict(config), indent=2).encode())
+        torch.manual_seed(config.seed)  # the same initial weights on every process
+        return fit(make_task(config), config, dist)
+    finally:
+        distributed.teardown()
+
+
+def fit(task: Task, config: RunConfig, dist: Dist = Dist()) -> RunResult:
+    """Train `task.model` for `config.steps` steps in total (continuing OUT/last.pt with `config.resume`)."""
+    out = Path(config.out)
+    last, best_path = out / "last.pt", out / "best.pt"
+    model = task.model.to(dist.device)
+    optimizer = make_optimizer(model.parameters(), config)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
+    start, metrics, best = 0, {}, {}
+    if config.resume:
+        state = read_checkpoint(last)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        _set_rng_state(state["rng"])
+        start, metrics, best = state["meta"]["step"], state["meta"]["metrics"], state["meta"]["best"]
+    train_model = DistributedDataParallel(model) if dist.world > 1 else model
+    records = MetricsLog(out / "metrics.jsonl", resume_from=start if config.resume else None) if dist.main else None
+
+    def save(step: int) -> None:
+        meta = {"step": step, "steps": config.steps, "config": asdict(config), "metrics": metrics, "best": best}
+        save_checkpoint(last, model, task.kind, meta=meta, optimizer=optimizer.state_dict(),
+                        schedule=schedule.state_dict(), rng=_rng_state())
+
+    def evaluate(step: int) -> None:
+        nonlocal metrics, best
+        model.eval()
+        with torch.no_grad():
+            metrics = task.evaluate(model)
+            write_grid(out / "samples" / f"step_{step:06d}.png", task.samples(model))
+        model.train()
+        records.write(step, metrics)
+        log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        value = metrics.get(task.best_metric)
+        if value is not None and value > best.get(task.best_metric, -math.inf):
+            best = {"step": step, task.best_metric: value}
+            save_checkpoint(best_path, model, task.kind, meta={"step": step, "config": asdict(config),
+                                                               "metrics": metrics})
+
+    if start >= config.steps:
+        log.info("%s: the run is complete (step %d of %d)", out, start, config.steps)
+        return RunResult(last, best_path if best_path.exists() else None, start, config.steps, metrics,
+                         main=dist.main)
+    if dist.main:
+        log.info("%s %s: %.2f M parameters, %d steps of batch %d x %d process(es), crop %d, on %s%s",
+                 task.kind, getattr(model, "arch", ""), count_parameters(model) / 1e6, config.steps, config.batch,
+                 dist.world, config.crop, dist.device, f", resuming after step {start}" if start else "")
+        if not start:
+            evaluate(0)  # where the run starts, for the curves
+    loader = DataLoader(task.dataset, batch_size=config.batch, num_workers=config.workers,
+                        sampler=StepSampler(start, config.steps, config.batch, dist.rank, dist.world),
+                        worker_init_fn=_ignore_sigint, pin_memory=dist.device.type == "cuda")
+    bar = tqdm(total=config.steps, initial=start, desc=task.kind, unit="step", disable=not dist.main,
+               dynamic_ncols=True)
+    sums: dict[str, torch.Tensor] = {}
+    window, tick, step = 0, time.perf_counter(), start
+    model.train()
+    try:
+        with stop_requests() as stop, logging_redirect_tqdm():
+            for step, batch in enumerate(loader, start + 1):
+                batch = [t.to(dist.device, non_blocking=True) for t in batch]
+                loss, figures = task.loss(train_model, batch)
+                stopping, diverged = dist.any(stop["by"] is not None, not torch.isfinite(loss))
+                if diverged:
+                    shown = ", ".join(f"{k} {float(v):.4g}" for k, v in figures.items())
+                    raise UserError(_diverged(step, f"the loss is {loss.item()} ({shown})", last, config))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                for key, value in figures.items():
+                    sums[key] = sums.get(key, 0.0) + value.detach()
+                window += 1
+                bar.update()
+                if dist.main and (step % config.log_every == 0 or step == config.steps):
+                    now = time.perf_counter()
+                    shown = {k: float(v) / window for k, v in sums.items()}
+                    records.write(step, {**shown, "lr": schedule.get_last_lr()[0],
+                                         "steps_per_s": window / max(now - tick, 1e-9)})
+                    bar.set_postfix({**{k: f"{v:.4g}" for k, v in shown.items()},
+                                     "lr": f"{schedule.get_last_lr()[0]:.1e}"}, refresh=False)
+                    sums, window, tick = {}, 0, now
+                due = step % config.eval_every == 0 or step == config.steps
+                if due or stopping:
+                    if not _finite(model):  # checked by every process: their weights are the same
+                        raise UserError(_diverged(step, "the weights hold NaN or Inf", last, config))
+                    if dist.main:
+                        if due:
+                            evaluate(step)
+                        save(step)
+                if stopping:
+                    break
+    finally:
+        bar.close()
+        if dist.main and records is not None:
+            plot_curves(records, out / "curves.png", f"{task.kind} {getattr(model, 'arch', '')} — {out.name}")
+    dist.barrier()  # no process leaves (and ends torchrun's job) before rank 0 has saved
+    stopped_by = stop["by"] if step < config.steps else None
+    return RunResult(last, best_path if best_path.exists() else None, step, config.steps, metrics, stopped_by,
+                     dist.main)
+
+
+def _diverged(step: int, what: str, last: Path, config: RunConfig) -> str:
+    kept = (f"the last good checkpoint {last} (step {read_checkpoint(last)['meta']['step']}) is kept"
+            if last.exists() else "no checkpoint was written yet")
+    return f"training diverged at step {step}: {what}; {kept}; lower --lr (now {config.lr:g}) and start a new run"

@@ -1,0 +1,72 @@
+"""One process or many: the device, the rank, and the few collective steps training needs.
+
+Under `torchrun --nproc_per_node N` (which sets RANK, WORLD_SIZE and LOCAL_RANK) every process joins one
+group, gloo on the CPU and nccl on GPUs; rank 0 alone logs and writes files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as torch_dist
+
+from blur2blur.errors import UserError
+from blur2blur.train.config import DEVICES
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the run: rank of world, and the device it computes on."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def any(self, *flags: bool) -> list[bool]:
+        """Each flag, true on every process when it is true on any (all processes take the same branch)."""
+        if self.world == 1:
+            return [bool(f) for f in flags]
+        values = torch.tensor([float(f) for f in flags], device=self.device)
+        torch_dist.all_reduce(values, op=torch_dist.ReduceOp.MAX)
+        return [bool(v) for v in values.tolist()]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch_dist.barrier()
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name not in DEVICES:
+        raise UserError(f"--device {name}: choose one of {', '.join(DEVICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank % torch.cuda.device_count())
+
+
+def setup(device: str = "auto") -> Dist:
+    """Join the process group when started by torchrun; otherwise a single process. Idempotent."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = _device(device, local_rank)
+    if world > 1 and not torch_dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    if rank != 0:  # one voice: the other ranks only report problems
+        logging.getLogger().setLevel(logging.WARNING)
+    return Dist(rank, world, dev)
+
+
+def teardown() -> None:
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()

@@ -1,0 +1,57 @@
+"""Training on known (blurry, sharp) pairs: the settings, the train/validation split and held-out tensors
+that the deblurrer and the kernel extractor share."""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from blur2blur.train.config import PairConfig
+from blur2blur.train.crops import bgr_to_tensor
+from blur2blur.train.datasets import open_pairs
+from blur2blur.train.splits import Pairs, PairsView, holdout
+
+log = logging.getLogger(__name__)
+
+
+def spread(pairs: Pairs, count: int) -> Pairs:
+    """At most `count` pairs spread evenly over `pairs` (a quick but representative validation set)."""
+    if len(pairs) <= count:
+        return pairs
+    return PairsView(pairs, np.linspace(0, len(pairs) - 1, count).round().astype(int).tolist())
+
+
+def train_and_val(config: PairConfig) -> tuple[Pairs, Pairs]:
+    """The training pairs and the validation pairs of a run; unreadable files are skipped and counted."""
+    pairs = open_pairs(config.pairs)
+    if config.val_pairs:
+        train, val = pairs, spread(open_pairs(config.val_pairs, option="--val-pairs"), config.val_count)
+    else:
+        train, val = holdout(pairs, config.val_count, config.seed)
+    skipped = len(pairs.skipped)
+    log.info("%s: %d pairs for training%s, %d held out%s", config.pairs, len(train),
+             f" ({skipped} unreadable skipped)" if skipped else "", len(val),
+             f" from {config.val_pairs}" if config.val_pairs else "")
+    if not len(val):
+        log.warning("too few pairs to hold any out: no validation figures, and no best.pt")
+    return train, val
+
+
+def centre_crop(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """The central `size` x `size` window (the whole image when `size` is 0 or larger than it)."""
+    if size <= 0:
+        return tensor
+    height, width = tensor.shape[-2:]
+    top, left = max(0, (height - size) // 2), max(0, (width - size) // 2)
+    return tensor[..., top:top + size, left:left + size]
+
+
+def held_out_tensors(pairs: Pairs, size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(blurry, sharp) 1 x 3 x H x W tensors of each readable pair, centre-cropped to `size`."""
+    for i in range(len(pairs)):
+        images = pairs.load(i)
+        if images is not None:
+            yield tuple(centre_crop(bgr_to_tensor(image), size)[None] for image in images)

@@ -1,0 +1,99 @@
+"""What a run leaves besides checkpoints: a metrics log (JSON lines), a plot of its curves, sample grids."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from blur2blur.images import write_atomic, write_atomic_png
+
+
+class MetricsLog:
+    """`metrics.jsonl`: one JSON object per line, each with its `step`. Opening it for a resumed run drops the
+    lines after the step the run resumes from, so the log reads as if the run had never stopped."""
+
+    def __init__(self, path: str | Path, resume_from: int | None = None) -> None:
+        self.path = Path(path)
+        if resume_from is None:
+            self.path.unlink(missing_ok=True)
+        elif self.path.exists():
+            kept = [line for line in self.read() if line["step"] <= resume_from]
+            write_atomic(self.path, "".join(json.dumps(line) + "\n" for line in kept).encode())
+
+    def write(self, step: int, values: dict[str, float]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": step, **values}) + "\n")
+
+    def read(self) -> list[dict]:
+        lines = []
+        for text in self.path.read_text().splitlines() if self.path.exists() else []:
+            try:
+                lines.append(json.loads(text))
+            except ValueError:  # a line cut short by a crash
+                continue
+        return [line for line in lines if isinstance(line, dict) and "step" in line]
+
+
+def plot_curves(log: MetricsLog, path: str | Path, title: str) -> None:
+    """One panel per figure in the log (training losses, held-out metrics) against the step, as a PNG.
+    A figure `x_input` (the untouched input's score) is drawn dashed in the panel of `x`, for reference."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    lines = log.read()
+    keys = [k for k in dict.fromkeys(k for line in lines for k in line) if k not in ("step", "elapsed_s")]
+    panels = [k for k in keys if not (k.endswith("_input") and k[:-len("_input")] in keys)]
+    if not panels:
+        return
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, panels):
+        for name, style in ((key, "-"), (f"{key}_input", "--")):
+            points = [(line["step"], line[name]) for line in lines if isinstance(line.get(name), (int, float))]
+            if points:
+                steps, values = zip(*points)
+                ax.plot(steps, values, style, marker="o" if len(points) < 30 else None, markersize=3,
+                        label="input" if name != key else None)
+        if f"{key}_input" in keys:
+            ax.legend(fontsize=8)
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
+    """uint8 BGR images laid out in rows (e.g. input | output | target), on white, each row as tall as its
+    tallest image."""
+    height = sum(max(image.shape[0] for image in row) for row in rows) + gap * (len(rows) - 1)
+    width = max(sum(image.shape[1] for image in row) + gap * (len(row) - 1) for row in rows)
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    top = 0
+    for row in rows:
+        left = 0
+        for image in row:
+            canvas[top:top + image.shape[0], left:left + image.shape[1]] = image
+            left += image.shape[1] + gap
+        top += max(image.shape[0] for image in row) + gap
+    return canvas
+
+
+def write_grid(path: str | Path, rows: list[list[np.ndarray]]) -> None:
+    """The grid of `rows` as a PNG; nothing when there are no rows (no held-out images)."""
+    if not rows:
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic_png(path, grid(rows))
