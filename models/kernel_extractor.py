@@ -116,7 +116,7 @@ class KernelExtractor(nn.Module):
     def kernel(self, code: torch.Tensor) -> torch.Tensor:
         """The blur kernel (N x k x k, non-negative, summing to 1) that ``code`` describes."""
         k = self.kernel_size
-        return self.to_kernel(code).softmax(dim=1).view(-1, k, k)
+        return self.to_kernel(code).softmax(dim=1).reshape(-1, k, k)
 
     def reblur(self, sharp: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
         """``sharp`` with the blur that ``code`` encodes (same size)."""
@@ -124,7 +124,7 @@ class KernelExtractor(nn.Module):
         k = self.kernel_size
         weights = self.kernel(code).flip(1, 2).repeat_interleave(c, dim=0)[:, None]  # flipped: a convolution
         light = F.pad(srgb_to_linear(sharp), [k // 2] * 4, mode="replicate").reshape(1, n * c, h + k - 1, w + k - 1)
-        blurred = linear_to_srgb(F.conv2d(light, weights, groups=n * c).view(n, c, h, w))
+        blurred = linear_to_srgb(F.conv2d(light, weights, groups=n * c).reshape(n, c, h, w))
         y = self.head(blurred)
         for block in self.blocks:
             y = block(y, code)

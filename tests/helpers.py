@@ -1,4 +1,5 @@
-"""Small real fixtures shared by tests: videos written with OpenCV, a torch-free ONNX bundle, random weights."""
+"""Small real fixtures shared by tests: videos written with OpenCV, a torch-free ONNX bundle, random weights,
+folders of blurry/sharp pairs."""
 
 from __future__ import annotations
 
@@ -67,3 +68,23 @@ def randomized(model, seed: int = 0, scale: float = 0.05):
         for param in model.parameters():
             param.copy_(torch.randn(param.shape, generator=generator) * scale)
     return model.eval()
+
+
+def pair_folder(root: Path, count: int = 12, size: int = 48, bad_files: bool = True, seed: int = 0,
+                boxes: tuple[tuple[int, int], ...] = ((7, 1),)) -> Path:
+    """blur/ + sharp/ pairs NNN.png of smooth random textures, pair i blurred by the box boxes[i % len(boxes)]
+    (width, height; by default 7 pixels along x). With `bad_files`, also what users have: a truncated file
+    (000), a pair of two sizes (001) and a blurry image alone."""
+    rng = np.random.default_rng(seed)
+    for sub in ("blur", "sharp"):
+        (root / sub).mkdir(parents=True)
+    for i in range(count):
+        sharp = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (3, 3), 0)
+        cv2.imwrite(str(root / "sharp" / f"{i:03d}.png"), sharp)
+        cv2.imwrite(str(root / "blur" / f"{i:03d}.png"), cv2.blur(sharp, boxes[i % len(boxes)]))
+    if not bad_files:
+        return root
+    (root / "blur" / "000.png").write_bytes((root / "blur" / "000.png").read_bytes()[:100])  # truncated
+    cv2.imwrite(str(root / "blur" / "001.png"), np.zeros((20, 20, 3), np.uint8))  # another size than its twin
+    cv2.imwrite(str(root / "blur" / "orphan.png"), np.zeros((size, size, 3), np.uint8))  # no sharp partner
+    return root

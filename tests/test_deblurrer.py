@@ -14,24 +14,9 @@ from blur2blur.models import create_model
 from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
 from blur2blur.train.config import DeblurrerConfig
 from blur2blur.train.deblurrer import train_deblurrer
-from helpers import randomized
+from helpers import pair_folder, randomized
 
 BIN = Path(sys.executable).parent
-
-
-def pair_folder(root: Path, count: int = 12, size: int = 48) -> Path:
-    """Pairs of smooth random textures blurred along x, plus the bad files users have."""
-    rng = np.random.default_rng(0)
-    for sub in ("blur", "sharp"):
-        (root / sub).mkdir(parents=True)
-    for i in range(count):
-        sharp = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (3, 3), 0)
-        cv2.imwrite(str(root / "sharp" / f"{i:03d}.png"), sharp)
-        cv2.imwrite(str(root / "blur" / f"{i:03d}.png"), cv2.blur(sharp, (7, 1)))
-    (root / "blur" / "000.png").write_bytes((root / "blur" / "000.png").read_bytes()[:100])  # truncated
-    cv2.imwrite(str(root / "blur" / "001.png"), np.zeros((20, 20, 3), np.uint8))  # another size than its twin
-    cv2.imwrite(str(root / "blur" / "orphan.png"), np.zeros((size, size, 3), np.uint8))  # no sharp partner
-    return root
 
 
 def test_trains_end_to_end_on_a_folder_with_bad_files(tmp_path):

@@ -1,7 +1,10 @@
 """Two processes under torchrun (gloo on the CPU) train what one process with the doubled batch trains."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
@@ -39,3 +42,36 @@ def test_two_processes_match_one_process_with_the_doubled_batch(tmp_path):
     assert read_checkpoint(tmp_path / "ddp" / "last.pt")["meta"]["step"] == 6
     lines = {run: (tmp_path / run / "metrics.jsonl").read_text().splitlines() for run in ("ddp", "single")}
     assert len(lines["ddp"]) == len(lines["single"]) == 4  # evaluations at 0, 3 and 6, a log line at 6
+
+
+def workers_by_rank(parent: int) -> dict[int, int]:
+    """RANK -> pid of the processes torchrun started."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            environ = (stat.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+        ranks = [int(item[5:]) for item in environ if item.startswith(b"RANK=")]
+        if ppid == parent and ranks:
+            found[ranks[0]] = int(stat.parent.name)
+    return found
+
+
+def test_a_signal_to_one_process_stops_them_all_at_one_step_and_rank_0_saves(tmp_path):
+    out = tmp_path / "run"
+    args = ["deblurrer", "--pairs", PAIRS, "--out", str(out), "--steps", "100000", "--batch", "1", "--crop", "16",
+            "--val-count", "1", "--log-every", "1", "--device", "cpu"]
+    process = subprocess.Popen([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
+                                "-m", "blur2blur.train.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.time() + 180
+    while not (out / "metrics.jsonl").exists() or len((out / "metrics.jsonl").read_text().splitlines()) < 4:
+        assert time.time() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    os.kill(workers_by_rank(process.pid)[1], signal.SIGTERM)  # rank 1 only
+    _, stderr = process.communicate(timeout=180)  # no process waits forever for the other
+    assert process.returncode != 0
+    step = read_checkpoint(out / "last.pt")["meta"]["step"]
+    assert 3 <= step < 100000 and stderr.count(f"stopped at step {step} of 100000 (SIGTERM)") == 1, stderr[-2000:]

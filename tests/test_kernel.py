@@ -6,31 +6,22 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from blur2blur.train.config import KernelConfig
 from blur2blur.train.kernel import train_kernel
-from test_deblurrer import pair_folder
+from helpers import pair_folder
 
 BIN = Path(sys.executable).parent
 
 
-def two_blurs(root: Path, count: int = 16, size: int = 48, seed: int = 1) -> Path:
-    """Pairs whose blur is either a horizontal or a vertical 9-pixel box (by turns): a code must say which."""
-    rng = np.random.default_rng(seed)
-    for sub in ("blur", "sharp"):
-        (root / sub).mkdir(parents=True)
-    for i in range(count):
-        sharp = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (3, 3), 0)
-        cv2.imwrite(str(root / "sharp" / f"{i:03d}.png"), sharp)
-        cv2.imwrite(str(root / "blur" / f"{i:03d}.png"), cv2.blur(sharp, (9, 1) if i % 2 else (1, 9)))
-    return root
-
-
 def test_own_code_beats_no_blur_and_another_pairs_code(tmp_path):
-    # held-out pairs alternate the direction, so "another pair's code" is always the other blur
-    config = KernelConfig(pairs=str(two_blurs(tmp_path / "pairs")), val_pairs=str(two_blurs(tmp_path / "val", 4, seed=2)),
-                          out=str(tmp_path / "run"), steps=150, batch=4, crop=32, lr=2e-3, val_size=48, eval_every=150)
+    # blurs of 9 pixels, vertical or horizontal by turns: on the held-out pairs, "another pair's code" is
+    # always the other direction
+    boxes = ((1, 9), (9, 1))
+    pairs = pair_folder(tmp_path / "pairs", count=16, bad_files=False, seed=1, boxes=boxes)
+    val_pairs = pair_folder(tmp_path / "val", count=4, bad_files=False, seed=2, boxes=boxes)
+    config = KernelConfig(pairs=str(pairs), val_pairs=str(val_pairs), out=str(tmp_path / "run"), steps=150, batch=4,
+                          crop=32, lr=2e-3, val_size=48, eval_every=150)
     metrics = train_kernel(config).metrics
     assert metrics["val_psnr_own_code"] > metrics["val_psnr_no_blur"] + 3, metrics
     assert metrics["val_psnr_own_code"] > metrics["val_psnr_other_code"] + 1, metrics
@@ -50,7 +41,11 @@ def test_trains_end_to_end_on_a_folder_with_bad_files(tmp_path):
     assert grid.shape == (2 * 32 + 4, 4 * 32 + 12, 3)  # sharp | own code | other code | blurry
 
 
-def test_a_deblurrer_checkpoint_is_not_a_kernel_extractor(tmp_path):
-    result = subprocess.run([str(BIN / "b2b-train"), "kernel", "--pairs", "synthetic:known?sharp=deadleaves:1",
-                             "--out", str(tmp_path / "run"), "--arch", "nafnet-tiny"], capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr == "error: --arch nafnet-tiny is a deblurrer, not a kernel\n"
+def test_another_kind_of_network_is_refused_before_any_work(tmp_path):
+    for arch, message in (("nafnet-tiny", "--arch nafnet-tiny is a deblurrer, not a kernel"),
+                          ("kernel-huge", "--arch kernel-huge: unknown; choose one of kernel-extractor, "
+                                          "kernel-extractor-tiny")):
+        result = subprocess.run([str(BIN / "b2b-train"), "kernel", "--pairs", "synthetic:known?sharp=deadleaves:1",
+                                 "--out", str(tmp_path / "run"), "--arch", arch], capture_output=True, text=True)
+        assert result.returncode == 2 and result.stderr == f"error: {message}\n"
+        assert not (tmp_path / "run").exists()

@@ -22,9 +22,9 @@ def test_curves_put_each_figure_in_a_panel_with_its_input_reference(tmp_path):
     for step in range(0, 50, 10):
         log.write(step, {"psnr": 20.0 + step / 10, "lr": 1e-3})
         log.write(step, {"val_psnr": 21.0 + step / 10, "val_psnr_input": 20.0})
-    plot_curves(log, tmp_path / "curves.png", "test")
+    assert plot_curves(log, tmp_path / "curves.png", "test") == ["psnr", "lr", "val_psnr"]
     image = cv2.imread(str(tmp_path / "curves.png"))
-    assert image is not None and image.shape[1] > 2 * image.shape[0]  # three panels side by side
+    assert image is not None and image.shape[1] > 2 * image.shape[0]  # the three panels side by side
 
 
 def test_grid_lays_rows_out_with_gaps(tmp_path):

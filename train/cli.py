@@ -74,10 +74,36 @@ def synth(domain, sharp, out, count, size, seed, max_images, overwrite, video_fr
         click.echo(f"wrote {summary['count']} {domain} pairs to {out}")
 
 
+def _stack(options: list):
+    """One decorator applying `options` in order (the first is listed first in --help)."""
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+def pair_options(config_class):
+    """The data options of trainers that learn from known (blurry, sharp) pairs, defaults from `config_class`."""
+    d = config_class()
+    return _stack([
+        click.option("--pairs", default="",
+                     help="Known-blur pairs (required unless --resume): a folder with blur/ + sharp/, gopro:, "
+                          "reds:, rsblur:, b2b: PATH, or synthetic:DOMAIN[?sharp=SRC&size=N] made on the fly."),
+        click.option("--val-pairs", help="Held-out pairs to validate on (default: a seeded share of --pairs)."),
+        click.option("--val-count", default=d.val_count, show_default=True, help="Held-out pairs evaluated."),
+        click.option("--val-size", default=d.val_size, show_default=True,
+                     help="Centre crop of each held-out pair (0: the whole image)."),
+        click.option("--rotate", is_flag=True,
+                     help="Also turn crops by 90 degrees: for blur in every direction (GoPro), "
+                          "not for a directional known blur."),
+    ])
+
+
 def run_options(config_class):
     """The options every trainer shares (the training core's RunConfig), defaults from `config_class`."""
     d = config_class()
-    options = [
+    return _stack([
         click.option("--out", required=True, type=click.Path(),
                      help="Run folder: config.json, last.pt, best.pt, metrics.jsonl, curves.png, samples/."),
         click.option("--resume", is_flag=True,
@@ -92,41 +118,19 @@ def run_options(config_class):
         click.option("--beta2", default=d.beta2, show_default=True, help="Adam beta2."),
         click.option("--weight-decay", default=d.weight_decay, show_default=True),
         click.option("--schedule", type=click.Choice(SCHEDULES), default=d.schedule, show_default=True,
-                     help="cosine decay, or constant for a third of the run then linear decay."),
+                     help="cosine: decay to --min-lr; linear: hold for a third of the run, then decay linearly; "
+                          "constant: hold."),
         click.option("--min-lr", default=d.min_lr, show_default=True, help="Where the schedule ends."),
+        click.option("--warmup", default=d.warmup, show_default=True,
+                     help="Steps over which the rate first ramps up linearly from zero."),
         click.option("--seed", default=d.seed, show_default=True, help="Seed of the weights, crops and split."),
         click.option("--workers", default=d.workers, show_default=True, help="Data-loading worker processes."),
         click.option("--eval-every", default=d.eval_every, show_default=True,
                      help="Steps between evaluations (held-out figures, sample grid, last.pt and best.pt)."),
         click.option("--log-every", default=d.log_every, show_default=True, help="Steps between metrics.jsonl lines."),
-        click.option("--device", type=click.Choice(DEVICES), default=d.device, show_default=True),
-    ]
-
-    def decorate(command):
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
-
-
-def pair_options(command):
-    """The data options of trainers that learn from known (blurry, sharp) pairs."""
-    options = [
-        click.option("--pairs", default="",
-                     help="Known-blur pairs: a folder with blur/ + sharp/, gopro:, reds:, rsblur:, b2b: PATH, "
-                          "or synthetic:DOMAIN[?sharp=SRC&size=N] made on the fly."),
-        click.option("--val-pairs", help="Held-out pairs to validate on (default: a seeded share of --pairs)."),
-        click.option("--val-count", default=8, show_default=True, help="Held-out pairs evaluated."),
-        click.option("--val-size", default=128, show_default=True,
-                     help="Centre crop of each held-out pair (0: the whole image)."),
-        click.option("--rotate", is_flag=True,
-                     help="Also turn crops by 90 degrees: for blur in every direction (GoPro), "
-                          "not for a directional known blur."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+        click.option("--device", type=click.Choice(DEVICES), default=d.device, show_default=True,
+                     help="auto: a CUDA GPU when PyTorch sees one (under torchrun, one per process)."),
+    ])
 
 
 def explicit(ctx: click.Context) -> list[str]:
@@ -146,10 +150,11 @@ def report(result) -> None:
 
 
 @main_group.command(context_settings=SETTINGS)
-@pair_options
-@click.option("--arch", default="nafnet-tiny", show_default=True,
+@pair_options(DeblurrerConfig)
+@click.option("--arch", default=DeblurrerConfig.arch, show_default=True,
               help="nafnet-tiny, nafnet-small (CPU); nafnet-w32, nafnet-w64 (the paper's GoPro models).")
-@click.option("--init", type=click.Path(), help="Fine-tune from this checkpoint (an official NAFNet file works).")
+@click.option("--init", type=click.Path(),
+              help="Fine-tune from this checkpoint, architecture and all (an official NAFNet file works).")
 @run_options(DeblurrerConfig)
 @click.pass_context
 def deblurrer(ctx, **options):
@@ -165,8 +170,8 @@ def deblurrer(ctx, **options):
 
 
 @main_group.command(context_settings=SETTINGS)
-@pair_options
-@click.option("--arch", default="kernel-extractor-tiny", show_default=True,
+@pair_options(KernelConfig)
+@click.option("--arch", default=KernelConfig.arch, show_default=True,
               help="kernel-extractor-tiny (CPU), kernel-extractor (the reference: 64 features, 10/20 blocks, 512-d).")
 @click.option("--init", type=click.Path(), help="Continue training from this kernel checkpoint.")
 @run_options(KernelConfig)

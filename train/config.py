@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 from blur2blur.errors import UserError
@@ -19,9 +20,11 @@ class RunConfig:
 
     `batch` is per process (under torchrun the global batch is batch x processes). Schedules: `cosine`
     decays to `min_lr`; `linear` holds the rate for the first third, then decays linearly to `min_lr` (the
-    shape of Blur2Blur's 100 + 200 epochs); `constant` holds it.
+    shape of Blur2Blur's 100 + 200 epochs); `constant` holds it. `warmup` steps ramp the rate up linearly
+    first, which lets a small network take a higher rate.
     """
 
+    kind: ClassVar[str] = ""  # the checkpoint kind the run trains
     out: str = ""
     steps: int = 2000
     batch: int = 8
@@ -33,6 +36,7 @@ class RunConfig:
     weight_decay: float = 1e-3
     schedule: str = "cosine"
     min_lr: float = 1e-7
+    warmup: int = 0
     seed: int = 0
     workers: int = 0
     eval_every: int = 500
@@ -55,8 +59,13 @@ class RunConfig:
             raise UserError(f"--optimizer {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"--schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
-        if self.workers < 0 or self.seed < 0:
-            raise UserError("--workers and --seed must be 0 or more")
+        for option, value in {"--beta1": self.beta1, "--beta2": self.beta2}.items():
+            if not 0 <= value < 1:
+                raise UserError(f"{option} {value}: must be at least 0 and below 1")
+        for option, value in {"--workers": self.workers, "--seed": self.seed, "--weight-decay": self.weight_decay,
+                              "--min-lr": self.min_lr, "--warmup": self.warmup}.items():
+            if not value >= 0:
+                raise UserError(f"{option} {value}: must be 0 or more")
         if not self.out:
             raise UserError("--out: give a run folder")
 
@@ -65,7 +74,6 @@ class RunConfig:
 class PairConfig(RunConfig):
     """A run that learns from pairs: `--pairs`, validated on `--val-pairs` or a held-out share of them."""
 
-    kind: ClassVar[str] = ""  # the checkpoint kind the run trains
     pairs: str = ""
     val_pairs: str | None = None
     val_count: int = 8
@@ -80,9 +88,16 @@ class PairConfig(RunConfig):
             raise UserError("--pairs: give the known-blur pairs to train on (or --resume a run)")
         if self.val_count < 0 or self.val_size < 0:
             raise UserError("--val-count and --val-size must be 0 or more")
-        if not self.init and not self.resume:
-            from blur2blur.models import arch_kind  # imports torch: only when a run starts
+        if self.resume:
+            return
+        if self.init and not Path(self.init).is_file():
+            raise UserError(f"--init {self.init}: no such checkpoint file")
+        if not self.init:
+            from blur2blur.models import ARCHS, arch_kind  # imports torch: only when a run starts
 
+            if self.arch not in ARCHS:
+                known = ", ".join(name for name in ARCHS if arch_kind(name) == self.kind)
+                raise UserError(f"--arch {self.arch}: unknown; choose one of {known}")
             if arch_kind(self.arch) != self.kind:
                 raise UserError(f"--arch {self.arch} is a {arch_kind(self.arch)}, not a {self.kind}")
 

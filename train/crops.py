@@ -6,11 +6,15 @@ an uninterrupted one would have seen, whatever the number of workers.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
 from blur2blur.train.splits import Pairs
+
+log = logging.getLogger(__name__)
 
 
 def bgr_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -52,6 +56,7 @@ class PairedCrops(Dataset):
             images = self.pairs.load(int(order[(position + offset) % len(self.pairs)]))
             if images is not None:
                 return images
+            log.warning("%s: a pair can no longer be read; training on another", self.pairs.source)
         raise RuntimeError(f"{self.pairs.source}: no pair can be read any more")
 
     def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Iterable
 
 import numpy as np
@@ -9,26 +10,19 @@ import torch
 from torch import nn
 
 from blur2blur.train.config import DeblurrerConfig
-from blur2blur.train.core import RunResult, initial_model, run
-from blur2blur.train.crops import PairedCrops, tensor_to_bgr
+from blur2blur.train.core import RunResult, run
+from blur2blur.train.crops import tensor_to_bgr
 from blur2blur.train.metrics import psnr, psnr_loss, ssim
-from blur2blur.train.paired import held_out_tensors, train_and_val
+from blur2blur.train.paired import PairTask, held_out_tensors
 from blur2blur.train.splits import Pairs
 
 SAMPLE_ROWS = 4
 
 
-class DeblurrerTask:
+class DeblurrerTask(PairTask):
     """NAFNet learns blurry -> sharp on crops of the training pairs; judged by PSNR on held-out pairs."""
 
-    kind = "deblurrer"
     best_metric = "val_psnr"
-
-    def __init__(self, config: DeblurrerConfig) -> None:
-        train, self.val = train_and_val(config)
-        self.val_size = config.val_size
-        self.model = initial_model(config, self.kind, config.arch, config.init)
-        self.dataset = PairedCrops(train, config.crop, config.seed, config.rotate)
 
     def loss(self, model: nn.Module, batch: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         blur, sharp = batch
@@ -42,7 +36,7 @@ class DeblurrerTask:
         """Rows of blurry | deblurred | sharp."""
         device = next(model.parameters()).device
         rows = []
-        for blur, sharp in list(held_out_tensors(self.val, self.val_size))[:SAMPLE_ROWS]:
+        for blur, sharp in islice(held_out_tensors(self.val, self.val_size), SAMPLE_ROWS):
             output = model(blur.to(device)).cpu()
             rows.append([tensor_to_bgr(t[0]) for t in (blur, output, sharp)])
         return rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import timedelta
 from dataclasses import dataclass
 
 import torch
@@ -49,7 +50,10 @@ def _device(name: str, local_rank: int) -> torch.device:
         raise UserError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
-    return torch.device("cuda", local_rank % torch.cuda.device_count())
+    if local_rank >= torch.cuda.device_count():  # NCCL cannot share a GPU between two processes
+        raise UserError(f"{torch.cuda.device_count()} GPU(s) here for more processes per node: give torchrun "
+                        "--nproc_per_node at most the number of GPUs, or --device cpu")
+    return torch.device("cuda", local_rank)
 
 
 def setup(device: str = "auto") -> Dist:
@@ -61,7 +65,8 @@ def setup(device: str = "auto") -> Dist:
     if world > 1 and not torch_dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+        # rank 0 evaluates and saves alone while the others wait: allow that far longer than the default
+        torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timedelta(hours=2))
     if rank != 0:  # one voice: the other ranks only report problems
         logging.getLogger().setLevel(logging.WARNING)
     return Dist(rank, world, dev)

@@ -15,26 +15,19 @@ import torch
 from torch import nn
 
 from blur2blur.train.config import KernelConfig
-from blur2blur.train.core import RunResult, initial_model, run
-from blur2blur.train.crops import PairedCrops, tensor_to_bgr
+from blur2blur.train.core import RunResult, run
+from blur2blur.train.crops import tensor_to_bgr
 from blur2blur.train.metrics import charbonnier_loss, psnr
-from blur2blur.train.paired import held_out_tensors, train_and_val
+from blur2blur.train.paired import PairTask, held_out_tensors
 from blur2blur.train.splits import Pairs
 
 SAMPLE_ROWS = 4
 
 
-class KernelTask:
+class KernelTask(PairTask):
     """Re-blur the sharp crop with the code of its own pair; judged on held-out pairs."""
 
-    kind = "kernel"
     best_metric = "val_psnr_own_code"
-
-    def __init__(self, config: KernelConfig) -> None:
-        train, self.val = train_and_val(config)
-        self.val_size = config.val_size
-        self.model = initial_model(config, self.kind, config.arch, config.init)
-        self.dataset = PairedCrops(train, config.crop, config.seed, config.rotate)
 
     def loss(self, model: nn.Module, batch: list[torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         blur, sharp = batch

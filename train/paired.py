@@ -1,16 +1,20 @@
-"""Training on known (blurry, sharp) pairs: the settings, the train/validation split and held-out tensors
-that the deblurrer and the kernel extractor share."""
+"""What the trainers that learn from known (blurry, sharp) pairs share: the starting network, the
+train/validation split, training crops and held-out tensors."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+from torch import nn
 
+from blur2blur.models import create_model
+from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.train.config import PairConfig
-from blur2blur.train.crops import bgr_to_tensor
+from blur2blur.train.crops import PairedCrops, bgr_to_tensor
 from blur2blur.train.datasets import open_pairs
 from blur2blur.train.splits import Pairs, PairsView, holdout
 
@@ -55,3 +59,29 @@ def held_out_tensors(pairs: Pairs, size: int) -> Iterator[tuple[torch.Tensor, to
         images = pairs.load(i)
         if images is not None:
             yield tuple(centre_crop(bgr_to_tensor(image), size)[None] for image in images)
+
+
+def initial_model(config: PairConfig) -> nn.Module:
+    """The network a run starts from: the run's own last.pt when resuming (whatever its architecture), else
+    the checkpoint --init (fine-tuning; official NAFNet files too), else a fresh --arch."""
+    if config.resume:
+        return load_checkpoint(Path(config.out) / "last.pt", config.kind)[0]
+    if config.init:
+        model, _ = load_checkpoint(config.init, config.kind, option="--init")
+        log.info("starting from %s (%s)", config.init, model.arch)
+        return model
+    return create_model(config.arch)
+
+
+class PairTask:
+    """A training task on known pairs: random crops of the training pairs, held-out pairs to evaluate on.
+    Subclasses add the loss, the evaluation and the sample grid (see core.Task). `config.arch` becomes the
+    architecture the run really trains (that of --init when given)."""
+
+    def __init__(self, config: PairConfig) -> None:
+        train, self.val = train_and_val(config)
+        self.val_size = config.val_size
+        self.kind = config.kind
+        self.model = initial_model(config)
+        config.arch = self.model.arch
+        self.dataset = PairedCrops(train, config.crop, config.seed, config.rotate)

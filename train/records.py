@@ -13,7 +13,7 @@ from blur2blur.images import write_atomic, write_atomic_png
 
 class MetricsLog:
     """`metrics.jsonl`: one JSON object per line, each with its `step`. Opening it for a resumed run drops the
-    lines after the step the run resumes from, so the log reads as if the run had never stopped."""
+    lines after the step the run resumes from: the steps it will do again."""
 
     def __init__(self, path: str | Path, resume_from: int | None = None) -> None:
         self.path = Path(path)
@@ -37,9 +37,9 @@ class MetricsLog:
         return [line for line in lines if isinstance(line, dict) and "step" in line]
 
 
-def plot_curves(log: MetricsLog, path: str | Path, title: str) -> None:
-    """One panel per figure in the log (training losses, held-out metrics) against the step, as a PNG.
-    A figure `x_input` (the untouched input's score) is drawn dashed in the panel of `x`, for reference."""
+def plot_curves(log: MetricsLog, path: str | Path, title: str) -> list[str]:
+    """One panel per figure in the log (training losses, held-out metrics) against the step, as a PNG; returns
+    the panels' names. A figure `x_input` (the untouched input's score) is drawn dashed in the panel of `x`."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, never a window
@@ -49,7 +49,7 @@ def plot_curves(log: MetricsLog, path: str | Path, title: str) -> None:
     keys = [k for k in dict.fromkeys(k for line in lines for k in line) if k not in ("step", "elapsed_s")]
     panels = [k for k in keys if not (k.endswith("_input") and k[:-len("_input")] in keys)]
     if not panels:
-        return
+        return []
     columns = min(3, len(panels))
     rows = math.ceil(len(panels) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3 * rows), squeeze=False)
@@ -73,6 +73,7 @@ def plot_curves(log: MetricsLog, path: str | Path, title: str) -> None:
     fig.savefig(tmp, dpi=80)
     plt.close(fig)
     tmp.replace(path)
+    return panels
 
 
 def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:
