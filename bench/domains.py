@@ -15,31 +15,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from blur2blur.models.checkpoint import load_checkpoint
-from blur2blur.train.content import load_sharp_images
-from blur2blur.train.crops import bgr_to_tensor
-from blur2blur.train.datasets import open_pairs
 from blur2blur.train.config import DeblurrerConfig
-from blur2blur.train.deblurrer import train_deblurrer
+from blur2blur.train.content import load_sharp_images
+from blur2blur.train.datasets import open_pairs
+from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
 from blur2blur.train.domains import DOMAINS
-from blur2blur.train.metrics import psnr
 from blur2blur.train.synth import synthesize
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
-
-
-def measure(model: torch.nn.Module, folder: Path) -> tuple[float, float]:
-    pairs = open_pairs(str(folder))
-    before, after = [], []
-    with torch.no_grad():
-        for i in range(len(pairs)):
-            blur, sharp = (bgr_to_tensor(image)[None] for image in pairs.load(i))
-            before.append(psnr(blur, sharp))
-            after.append(psnr(model(blur), sharp))
-    return float(np.mean(before)), float(np.mean(after))
 
 
 def main() -> None:
@@ -66,10 +52,11 @@ def main() -> None:
     rows = []
     for name in DOMAINS:
         synthesize(name, test_images, work / f"test-{name}", count=args.count, size=128, seed=2)
-        rows.append((name, *measure(model, work / f"test-{name}")))
+        figures = evaluate_deblurrer(model, open_pairs(str(work / f"test-{name}")), 0)
+        rows.append((name, figures["val_psnr_input"], figures["val_psnr"]))
     print(f"\nnafnet-tiny trained on `known` for {args.steps} steps ({train_minutes:.1f} min); "
           f"test content: {args.test_sharp}, {args.count} pairs of 128 x 128 per domain\n")
-    print(f"| domain | blurry input | deblurred | gain |\n|---|---|---|---|")
+    print("| domain | blurry input | deblurred | gain |\n|---|---|---|---|")
     for name, before, after in rows:
         print(f"| {name} | {before:.2f} | {after:.2f} | {after - before:+.2f} |")
 

@@ -8,13 +8,7 @@ from pathlib import Path
 import click
 
 from blur2blur.errors import run_cli
-from blur2blur.train.config import (
-    DEVICES,
-    OPTIMIZERS,
-    SCHEDULES,
-    DeblurrerConfig,
-    KernelConfig,
-)
+from blur2blur.train.config import DEVICES, OPTIMIZERS, SCHEDULES, DeblurrerConfig, KernelConfig
 
 SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 

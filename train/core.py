@@ -83,14 +83,15 @@ class RunResult:
 # --------------------------------------------------------------------------- settings
 
 
-def resume_config(config: RunConfig, given: Iterable[str] = ()) -> RunConfig:
-    """With `config.resume`, the settings saved in OUT/last.pt (but RESUME_MAY_CHANGE taken from `config`).
+def resume_config(config: RunConfig, given: Iterable[str] = ()) -> tuple[RunConfig, dict | None]:
+    """With `config.resume`, the settings saved in OUT/last.pt (but RESUME_MAY_CHANGE taken from `config`) and
+    the state it holds, read once; without, `config` and None.
 
     `given` names the settings the user set explicitly: one that differs from the saved run is an error,
     since a resumed run continues the same computation.
     """
     if not config.resume:
-        return config
+        return config, None
     if not config.out:
         raise UserError("--resume: give the run folder to continue with --out")
     last = Path(config.out) / "last.pt"
@@ -114,7 +115,7 @@ def resume_config(config: RunConfig, given: Iterable[str] = ()) -> RunConfig:
                 f"--resume continues the run in {config.out} with its own settings, and {option} "
                 f"{getattr(config, name)} differs from its {saved[name]}: drop {option} or start a new run elsewhere"
             )
-    return replace(config, **{k: v for k, v in saved.items() if k not in RESUME_MAY_CHANGE})
+    return replace(config, **{k: v for k, v in saved.items() if k not in RESUME_MAY_CHANGE}), state
 
 
 def lr_factor(config: RunConfig) -> Callable[[int], float]:
@@ -216,7 +217,7 @@ def _prepare_out(config: RunConfig) -> Path:
 
 def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterable[str] = ()) -> RunResult:
     """Check the settings, join the process group (under torchrun), build the task and train it."""
-    config = resume_config(config, given)
+    config, state = resume_config(config, given)
     config.check()
     dist = distributed.setup(config.device)
     try:
@@ -226,13 +227,13 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
         if dist.main:
             log.info("settings: %s", ", ".join(f"{k} {v}" for k, v in asdict(config).items()))
             write_atomic(out / "config.json", json.dumps(asdict(config), indent=2).encode())
-        return fit(task, config, dist)
+        return fit(task, config, dist, state)
     finally:
         distributed.teardown()
 
 
-def fit(task: Task, config: RunConfig, dist: Dist = Dist()) -> RunResult:
-    """Train `task.model` for `config.steps` steps in total (continuing OUT/last.pt with `config.resume`)."""
+def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None = None) -> RunResult:
+    """Train `task.model` for `config.steps` steps in total, continuing `state` (OUT/last.pt's) when given."""
     out = Path(config.out)
     last, best_path = out / "last.pt", out / "best.pt"
     # channels-last: the layout oneDNN and cuDNN convolve fastest, and LayerNorm2d's own (about 1.2x here)
@@ -240,8 +241,7 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist()) -> RunResult:
     optimizer = make_optimizer(model.parameters(), config)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     start, metrics, best = 0, {}, {}
-    if config.resume:
-        state = read_checkpoint(last)
+    if state is not None:
         world = state["meta"].get("world", 1)
         if world != dist.world:  # another global batch would train something else
             raise UserError(f"--resume: the run in {out} trained with {world} process(es); resume it with as many, "
@@ -252,7 +252,9 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist()) -> RunResult:
         _set_rng_state(state["rng"], dist.device)
         start, metrics, best = state["meta"]["step"], state["meta"]["metrics"], state["meta"]["best"]
     train_model = DistributedDataParallel(model) if dist.world > 1 else model
-    records = MetricsLog(out / "metrics.jsonl", resume_from=start if config.resume else None) if dist.main else None
+    resumed = state is not None
+    records = MetricsLog(out / "metrics.jsonl", resume_from=start if resumed else None) if dist.main else None
+    saved_step = start if resumed else None  # the step last.pt holds: the last good checkpoint
 
     def save(step: int) -> None:
         meta = {"step": step, "steps": config.steps, "world": dist.world, "config": asdict(config),
@@ -304,7 +306,7 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist()) -> RunResult:
                     shown = ", ".join(f"{k} {float(v):.4g}" for k, v in figures.items())
                     what = (f"the loss is {loss.item()} ({shown})" if not torch.isfinite(loss)
                             else "another process's loss is NaN or Inf")
-                    raise UserError(_diverged(step, what, last, config))
+                    raise UserError(_diverged(step, what, last, saved_step, config))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -324,11 +326,12 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist()) -> RunResult:
                 due = step % config.eval_every == 0 or step == config.steps
                 if due or stopping:
                     if not _finite(model):  # checked by every process: their weights are the same
-                        raise UserError(_diverged(step, "the weights hold NaN or Inf", last, config))
+                        raise UserError(_diverged(step, "the weights hold NaN or Inf", last, saved_step, config))
                     if dist.main:
                         if due:
                             evaluate(step)
                         save(step)
+                    saved_step = step
                 if stopping:
                     break
     finally:
@@ -344,7 +347,7 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist()) -> RunResult:
                      dist.main)
 
 
-def _diverged(step: int, what: str, last: Path, config: RunConfig) -> str:
-    kept = (f"the last good checkpoint {last} (step {read_checkpoint(last)['meta']['step']}) is kept"
-            if last.exists() else "no checkpoint was written yet")
+def _diverged(step: int, what: str, last: Path, saved_step: int | None, config: RunConfig) -> str:
+    kept = (f"the last good checkpoint {last} (step {saved_step}) is kept" if saved_step is not None
+            else "no checkpoint was written yet")
     return f"training diverged at step {step}: {what}; {kept}; lower --lr (now {config.lr:g}) and start a new run"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist

@@ -8,6 +8,7 @@ with the code of another pair: the three `val_psnr_*` figures.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Iterable
 
 import numpy as np
@@ -42,7 +43,7 @@ class KernelTask(PairTask):
     def samples(self, model: nn.Module) -> list[list[np.ndarray]]:
         """Rows of sharp | re-blurred with its own code | with another pair's code | real blurry."""
         rows = []
-        for sharp, own, other, blur in list(_reblurred(model, self.val, self.val_size))[:SAMPLE_ROWS]:
+        for sharp, own, other, blur in islice(_reblurred(model, self.val, self.val_size), SAMPLE_ROWS):
             rows.append([tensor_to_bgr(t[0]) for t in (sharp, own, other, blur)])
         return rows
 

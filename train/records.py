@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -69,10 +70,10 @@ def plot_curves(log: MetricsLog, path: str | Path, title: str) -> list[str]:
         ax.axis("off")
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=80)
     plt.close(fig)
-    tmp.replace(path)
+    write_atomic(path, image.getvalue())
     return panels
 
 
