@@ -1,4 +1,4 @@
-"""b2b-train: synthesize blur, train the deblurrer (and, in later versions, the kernel extractor and converter)."""
+"""b2b-train: synthesize blur; train the deblurrer, the blur kernel extractor and a camera's converter G."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from pathlib import Path
 import click
 
 from blur2blur.errors import run_cli
-from blur2blur.train.config import DEVICES, OPTIMIZERS, SCHEDULES, DeblurrerConfig, KernelConfig
+from blur2blur.train.config import (
+    DEVICES,
+    OPTIMIZERS,
+    PERCEPTUAL,
+    SCHEDULES,
+    ConverterConfig,
+    DeblurrerConfig,
+    KernelConfig,
+)
 
 SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -182,6 +190,62 @@ def kernel(ctx, **options):
     from blur2blur.train.kernel import train_kernel
 
     report(train_kernel(KernelConfig(**options), given=explicit(ctx)))
+
+
+@main_group.command(context_settings=SETTINGS)
+@click.option("--blurry", default="",
+              help="The camera's blurry images: a folder, a video, a Blur2Blur folder (trainA/), a pair source "
+                   "(its blurry side) or synthetic:DOMAIN[?sharp=SRC].")
+@click.option("--sharp", default="",
+              help="The camera's sharp images (other content is fine: they need not match --blurry): the same "
+                   "kinds of source (a Blur2Blur folder gives trainB/, a pair source its sharp side).")
+@click.option("--known", default="",
+              help="The known blur: synthetic:DOMAIN (drawn exactly), or the known pairs the deblurrer learned from "
+                   "(with --kernel: their blur is put on --sharp; without: their blurry images serve as they are).")
+@click.option("--deblurrer", default="", help="The known-blur deblurrer checkpoint (frozen; validation runs it after G).")
+@click.option("--kernel", help="Kernel extractor checkpoint (b2b-train kernel) trained on the --known pairs.")
+@click.option("--val-pairs",
+              help="Paired images of the camera to validate on: PSNR/SSIM of the deblurrer alone and after G, and "
+                   "best.pt. Without: the discriminator's view and a no-reference sharpness; keep last.pt.")
+@click.option("--val-count", default=ConverterConfig.val_count, show_default=True, help="Held-out pairs evaluated.")
+@click.option("--val-size", default=ConverterConfig.val_size, show_default=True,
+              help="Centre crop of each held-out pair (0: the whole image).")
+@click.option("--arch", default=ConverterConfig.arch, show_default=True,
+              help="G: mimo-unet-tiny, mimo-unet-small (CPU); mimo-unet (the paper's, 6.8 M).")
+@click.option("--critic", default=ConverterConfig.critic, show_default=True,
+              help="D: patchgan-tiny (CPU); patchgan (the paper's 70 x 70 PatchGAN).")
+@click.option("--perceptual", type=click.Choice(PERCEPTUAL), default=ConverterConfig.perceptual, show_default=True,
+              help="Features of the reconstruction loss: filters (a fixed Gaussian pyramid, no download), "
+                   "deblurrer (its encoder), kernel (the kernel extractor's), vgg16 (the paper's; --vgg-weights).")
+@click.option("--vgg-weights", type=click.Path(),
+              help="torchvision's ImageNet VGG16 file (vgg16-397923af.pth); implies --perceptual vgg16.")
+@click.option("--lambda-rec", type=float, help="Weight of the reconstruction loss (default: per --perceptual; "
+                                                "vgg16 0.8 as in the paper).")
+@click.option("--lambda-gp", default=ConverterConfig.lambda_gp, show_default=True,
+              help="Weight of D's gradient penalty.")
+@click.option("--critic-lr", default=ConverterConfig.critic_lr, show_default=True,
+              help="D's peak learning rate (--lr is G's; both follow --schedule).")
+@click.option("--ema", default=ConverterConfig.ema, show_default=True,
+              help="Decay of the moving average of G's weights that is evaluated and saved (0: none).")
+@run_options(ConverterConfig)
+@click.pass_context
+def converter(ctx, **options):
+    """Train Blur2Blur's converter G for one camera, from its blurry and sharp images (unpaired).
+
+    G learns to turn the camera's blurry frames into the same frames with the known blur, which the
+    --deblurrer restores. A PatchGAN compares G's outputs (three sizes) with the camera's own sharp
+    images carrying the known blur; a perceptual loss keeps the content. G starts as the identity; an
+    average of its weights is what is evaluated and saved.
+
+    \b
+    Example (a synthetic known blur, a camera of your own, validation pairs of it):
+      b2b-train converter --blurry cam/blurry/ --sharp cam/sharp/ --known synthetic:known \\
+          --deblurrer runs/deblurrer/best.pt --val-pairs cam/pairs/ --out runs/converter
+    Then: b2b-export --deblurrer runs/deblurrer/best.pt --converter runs/converter/best.pt --out bundle
+    """
+    from blur2blur.train.converter import train_converter
+
+    report(train_converter(ConverterConfig(**options), given=explicit(ctx)))
 
 
 def main(argv: list[str] | None = None) -> None:

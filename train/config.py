@@ -43,6 +43,7 @@ class RunConfig:
     log_every: int = 20
     device: str = "auto"
     resume: bool = False
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: none); see core.fit
 
     def check(self) -> None:
         """A one-line UserError naming the option for any setting out of range (trainers add theirs)."""
@@ -66,6 +67,8 @@ class RunConfig:
                               "--min-lr": self.min_lr, "--warmup": self.warmup}.items():
             if not value >= 0:
                 raise UserError(f"{option} {value}: must be 0 or more")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"--ema {self.ema}: must be at least 0 (no average) and below 1")
         if not self.out:
             raise UserError("--out: give a run folder")
 
@@ -120,3 +123,81 @@ class KernelConfig(PairConfig):
     optimizer: str = "adam"
     beta2: float = 0.999
     weight_decay: float = 0.0
+
+
+PERCEPTUAL = ("filters", "deblurrer", "kernel", "vgg16")
+
+
+@dataclass
+class ConverterConfig(RunConfig):
+    """Blur2Blur's converter G against a PatchGAN: Adam with the reference's betas (0.5, 0.999) and schedule
+    shape (hold, then decay linearly) but higher rates, for thousands of steps rather than hundreds of
+    thousands (G 1e-3, D 4e-3: measured); an average of G's weights is what gets saved.
+
+    `blurry` and `sharp` are the target camera's unpaired images; `known` the known-blur source (its exact
+    sampler for `synthetic:DOMAIN`, or with `kernel` the learned transfer); `deblurrer` the frozen
+    known-blur deblurrer that validation runs after G. `lambda_rec` None means the default of the
+    `perceptual` features (see train/perceptual.py).
+    """
+
+    kind: ClassVar[str] = "converter"
+    blurry: str = ""
+    sharp: str = ""
+    known: str = ""
+    deblurrer: str = ""
+    kernel: str | None = None
+    val_pairs: str | None = None
+    val_count: int = 8
+    val_size: int = 128
+    arch: str = "mimo-unet-tiny"
+    critic: str = "patchgan-tiny"
+    perceptual: str = "filters"
+    vgg_weights: str | None = None
+    lambda_rec: float | None = None
+    lambda_gp: float = 1e-4
+    critic_lr: float = 4e-3
+    steps: int = 3000
+    batch: int = 4
+    crop: int = 96
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    schedule: str = "linear"
+    warmup: int = 100
+    ema: float = 0.999
+
+    def __post_init__(self) -> None:
+        if self.vgg_weights:  # the file says which features are wanted
+            self.perceptual = "vgg16"
+
+    def check(self) -> None:
+        super().check()
+        for option, value in (("--blurry", self.blurry), ("--sharp", self.sharp), ("--known", self.known),
+                              ("--deblurrer", self.deblurrer)):
+            if not value:
+                raise UserError(f"{option}: required (unless --resume); see b2b-train converter --help")
+        if self.perceptual not in PERCEPTUAL:
+            raise UserError(f"--perceptual {self.perceptual}: choose one of {', '.join(PERCEPTUAL)}")
+        if self.perceptual == "kernel" and not self.kernel:
+            raise UserError("--perceptual kernel needs the kernel extractor: give --kernel CKPT")
+        if self.val_count < 0 or self.val_size < 0:
+            raise UserError("--val-count and --val-size must be 0 or more")
+        if self.crop % 4:
+            raise UserError(f"--crop {self.crop}: the converter needs a multiple of 4 (it works at 1/2 and 1/4 size)")
+        if not self.critic_lr > 0:
+            raise UserError(f"--critic-lr {self.critic_lr}: must be a positive number")
+        for option, value in (("--lambda-rec", self.lambda_rec), ("--lambda-gp", self.lambda_gp)):
+            if value is not None and not value >= 0:
+                raise UserError(f"{option} {value}: must be 0 or more")
+        for option, path in (("--deblurrer", self.deblurrer), ("--kernel", self.kernel),
+                             ("--vgg-weights", self.vgg_weights)):
+            if path and not Path(path).is_file():
+                raise UserError(f"{option} {path}: no such checkpoint file")
+        from blur2blur.models import ARCHS, arch_kind  # imports torch: only when a run starts
+
+        for option, name, kind in (("--arch", self.arch, "converter"), ("--critic", self.critic, "discriminator")):
+            if name not in ARCHS or arch_kind(name) != kind:
+                known = ", ".join(n for n in ARCHS if arch_kind(n) == kind)
+                raise UserError(f"{option} {name}: not a {kind}; choose one of {known}")

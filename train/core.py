@@ -10,12 +10,17 @@ own. The loop makes a run trustworthy:
 - **distributed**: under torchrun every process trains a DistributedDataParallel copy on its share of
   each batch; rank 0 alone evaluates, logs and writes files.
 
+A task may also bring a `critic` (a GAN's discriminator), stepped with its own optimizer before the model
+at every step, and a run may keep an exponential moving average of the weights (`--ema`): then the
+average is what is evaluated and saved as the model, and the raw weights travel in last.pt to resume.
+
 A run folder holds `config.json`, `last.pt`, `best.pt` (by the task's held-out figure), `metrics.jsonl`,
 `curves.png` and `samples/step_NNNNNN.png` (the task's sample grid at each evaluation).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -67,6 +72,16 @@ class Task(Protocol):
 
     def samples(self, model: nn.Module) -> list[list[np.ndarray]]:
         """Rows of uint8 BGR images for the sample grid, e.g. input | output | target."""
+
+
+class CriticTask(Task, Protocol):
+    """A task with a critic trained against the model (a GAN): each step trains the critic, then the model."""
+
+    critic: nn.Module  # the discriminator; `loss` judges the model's output with it (without training it)
+    critic_lr: float  # its peak learning rate (the schedule is the model's)
+
+    def critic_loss(self, critic: nn.Module, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The critic's loss for one batch (the model's output taken without gradients) and its figures."""
 
 
 @dataclass
@@ -137,10 +152,11 @@ def lr_factor(config: RunConfig) -> Callable[[int], float]:
     return factor
 
 
-def make_optimizer(parameters: Iterable[nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW, fused: one kernel for all parameters instead of a dozen small ops each."""
+def make_optimizer(parameters: Iterable[nn.Parameter], config: RunConfig, lr: float | None = None
+                   ) -> torch.optim.Optimizer:
+    """Adam or AdamW (at `lr`, default --lr), fused: one kernel for all parameters instead of a dozen small ops."""
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(parameters, lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
+    return cls(parameters, lr=lr or config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
                fused=True)
 
 
@@ -195,8 +211,19 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True, memory_format=layout)
 
 
-def _finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+def _finite(*models: nn.Module | None) -> bool:
+    return all(bool(torch.isfinite(p).all()) for model in models if model is not None for p in model.parameters())
+
+
+@torch.no_grad()
+def _update_average(average: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """average <- decay' average + (1 - decay') model, decay' = min(decay, (1 + step) / (10 + step)): early
+    steps, when the start is no good average, count for more."""
+    weight = 1.0 - min(decay, (1 + step) / (10 + step))
+    for mine, theirs in zip(average.parameters(), model.parameters()):
+        mine.lerp_(theirs, weight)
+    for mine, theirs in zip(average.buffers(), model.buffers()):
+        mine.copy_(theirs)
 
 
 def _prepare_out(config: RunConfig) -> Path:
@@ -240,13 +267,28 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     model = task.model.to(dist.device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model.parameters(), config)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
+    average = copy.deepcopy(model).requires_grad_(False) if config.ema else None
+    evaluated = average if average is not None else model  # what is evaluated and saved as the run's model
+    critic = getattr(task, "critic", None)
+    if critic is not None:
+        if dist.world > 1:
+            raise UserError(f"{task.kind} training has a critic and runs in one process: start it without torchrun")
+        critic = critic.to(dist.device, memory_format=torch.channels_last)
+        critic_optimizer = make_optimizer(critic.parameters(), config, task.critic_lr)
+        critic_schedule = torch.optim.lr_scheduler.LambdaLR(critic_optimizer, lr_factor(config))
     start, metrics, best = 0, {}, {}
     if state is not None:
         world = state["meta"].get("world", 1)
         if world != dist.world:  # another global batch would train something else
             raise UserError(f"--resume: the run in {out} trained with {world} process(es); resume it with as many, "
                             f"not {dist.world}")
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(state["train_state_dict"] if average is not None else state["state_dict"])
+        if average is not None:
+            average.load_state_dict(state["state_dict"])
+        if critic is not None:
+            critic.load_state_dict(state["critic"])
+            critic_optimizer.load_state_dict(state["critic_optimizer"])
+            critic_schedule.load_state_dict(state["critic_schedule"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         _set_rng_state(state["rng"], dist.device)
@@ -259,22 +301,28 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     def save(step: int) -> None:
         meta = {"step": step, "steps": config.steps, "world": dist.world, "config": asdict(config),
                 "metrics": metrics, "best": best}
-        save_checkpoint(last, model, task.kind, meta=meta, optimizer=optimizer.state_dict(),
-                        schedule=schedule.state_dict(), rng=_rng_state(dist.device))
+        extra = {}
+        if average is not None:
+            extra["train_state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if critic is not None:
+            extra.update(critic={k: v.detach().cpu() for k, v in critic.state_dict().items()},
+                         critic_optimizer=critic_optimizer.state_dict(), critic_schedule=critic_schedule.state_dict())
+        save_checkpoint(last, evaluated, task.kind, meta=meta, optimizer=optimizer.state_dict(),
+                        schedule=schedule.state_dict(), rng=_rng_state(dist.device), **extra)
 
     def evaluate(step: int) -> None:
         nonlocal metrics, best
-        model.eval()
+        evaluated.eval()
         with torch.no_grad():
-            metrics = task.evaluate(model)
-            write_grid(out / "samples" / f"step_{step:06d}.png", task.samples(model))
-        model.train()
+            metrics = task.evaluate(evaluated)
+            write_grid(out / "samples" / f"step_{step:06d}.png", task.samples(evaluated))
+        evaluated.train()
         records.write(step, metrics)
         log.info("step %d: %s", step, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         value = metrics.get(task.best_metric)
         if value is not None and value > best.get(task.best_metric, -math.inf):
             best = {"step": step, task.best_metric: value}
-            save_checkpoint(best_path, model, task.kind, meta={"step": step, "config": asdict(config),
+            save_checkpoint(best_path, evaluated, task.kind, meta={"step": step, "config": asdict(config),
                                                                "metrics": metrics})
 
     if start >= config.steps:
@@ -300,17 +348,23 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
         with stop_requests() as stop, logging_redirect_tqdm():
             for step, batch in enumerate(loader, start + 1):
                 batch = [_to_device(t, dist.device) for t in batch]
-                loss, figures = task.loss(train_model, batch)
-                stopping, diverged = dist.any(stop["by"] is not None, not torch.isfinite(loss))
-                if diverged:
-                    shown = ", ".join(f"{k} {float(v):.4g}" for k, v in figures.items())
-                    what = (f"the loss is {loss.item()} ({shown})" if not torch.isfinite(loss)
-                            else "another process's loss is NaN or Inf")
-                    raise UserError(_diverged(step, what, last, saved_step, config))
+                figures = {}
+                if critic is not None:  # the critic first, against the model as it stands
+                    critic_loss, figures = task.critic_loss(critic, model, batch)
+                    _check_finite(dist, critic_loss, figures, step, last, saved_step, config)
+                    critic_optimizer.zero_grad(set_to_none=True)
+                    critic_loss.backward()
+                    critic_optimizer.step()
+                    critic_schedule.step()
+                loss, model_figures = task.loss(train_model, batch)
+                figures.update(model_figures)
+                stopping = _check_finite(dist, loss, figures, step, last, saved_step, config, stop["by"] is not None)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                if average is not None:
+                    _update_average(average, model, config.ema, step)
                 for key, value in figures.items():
                     sums[key] = sums.get(key, 0.0) + value.detach()
                 window += 1
@@ -325,7 +379,7 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
                     sums, window, tick = {}, 0, now
                 due = step % config.eval_every == 0 or step == config.steps
                 if due or stopping:
-                    if not _finite(model):  # checked by every process: their weights are the same
+                    if not _finite(model, critic):  # checked by every process: their weights are the same
                         raise UserError(_diverged(step, "the weights hold NaN or Inf", last, saved_step, config))
                     if dist.main:
                         if due:
@@ -345,6 +399,18 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     stopped_by = (stop["by"] or "SIGTERM") if stopping and step < config.steps else None  # signalled: any process
     return RunResult(last, best_path if best_path.exists() else None, step, config.steps, metrics, stopped_by,
                      dist.main)
+
+
+def _check_finite(dist: Dist, loss: torch.Tensor, figures: dict[str, torch.Tensor], step: int, last: Path,
+                  saved_step: int | None, config: RunConfig, stop: bool = False) -> bool:
+    """Raise UserError when the loss of any process is NaN or Inf; return whether any process asks to stop."""
+    stopping, diverged = dist.any(stop, not torch.isfinite(loss))
+    if diverged:
+        shown = ", ".join(f"{k} {float(v):.4g}" for k, v in figures.items())
+        what = (f"the loss is {loss.item()} ({shown})" if not torch.isfinite(loss)
+                else "another process's loss is NaN or Inf")
+        raise UserError(_diverged(step, what, last, saved_step, config))
+    return stopping
 
 
 def _diverged(step: int, what: str, last: Path, saved_step: int | None, config: RunConfig) -> str:

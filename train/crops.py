@@ -38,6 +38,32 @@ def augment(images: list[np.ndarray], rng: np.random.Generator, rotate: bool) ->
     return [np.rot90(image[::-1 if flip_y else 1, ::-1 if flip_x else 1], turns) for image in images]
 
 
+def pick(items, n: int, seed: int, *stream: int):
+    """Item n of an endless sequence over `items` (pairs or images: anything with `load(i)` and `source`):
+    epoch n // len walks a seeded permutation (one per `stream`). An item that went unreadable since it was
+    checked is passed over for the next one."""
+    epoch, position = divmod(n, len(items))
+    order = np.random.default_rng([seed, *stream, epoch]).permutation(len(items))
+    for offset in range(len(items)):
+        item = items.load(int(order[(position + offset) % len(items)]))
+        if item is not None:
+            return item
+        log.warning("%s: an image can no longer be read; training on another", items.source)
+    raise RuntimeError(f"{items.source}: nothing can be read any more")
+
+
+def random_window(images: list[np.ndarray], size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The same random `size` x `size` window of each (equally sized) image; images smaller than that are
+    padded by reflection first, never rejected."""
+    height, width = images[0].shape[:2]
+    if height < size or width < size:
+        pad = ((0, max(0, size - height)), (0, max(0, size - width)), (0, 0))
+        images = [np.pad(image, pad, mode="reflect") for image in images]
+        height, width = images[0].shape[:2]
+    top, left = rng.integers(0, height - size + 1), rng.integers(0, width - size + 1)
+    return [image[top:top + size, left:left + size] for image in images]
+
+
 class PairedCrops(Dataset):
     """Item n: an augmented `crop` x `crop` patch of pair perm_epoch[n % len], epoch = n // len."""
 
@@ -49,27 +75,9 @@ class PairedCrops(Dataset):
     def __len__(self) -> int:  # the index space is unbounded; the sampler decides how far a run goes
         return 2**62
 
-    def _pair(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        epoch, position = divmod(n, len(self.pairs))
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.pairs))
-        for offset in range(len(self.pairs)):  # a file that went bad since it was checked: take the next
-            images = self.pairs.load(int(order[(position + offset) % len(self.pairs)]))
-            if images is not None:
-                return images
-            log.warning("%s: a pair can no longer be read; training on another", self.pairs.source)
-        raise RuntimeError(f"{self.pairs.source}: no pair can be read any more")
-
     def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        blur, sharp = self._pair(n)
         rng = np.random.default_rng([self.seed, n, 1])
-        height, width = blur.shape[:2]
-        if height < self.crop or width < self.crop:  # small images are padded by reflection, never rejected
-            pad = ((0, max(0, self.crop - height)), (0, max(0, self.crop - width)), (0, 0))
-            blur, sharp = (np.pad(image, pad, mode="reflect") for image in (blur, sharp))
-            height, width = blur.shape[:2]
-        top, left = rng.integers(0, height - self.crop + 1), rng.integers(0, width - self.crop + 1)
-        window = (slice(top, top + self.crop), slice(left, left + self.crop))
-        blur, sharp = augment([blur[window], sharp[window]], rng, self.rotate)
+        blur, sharp = augment(random_window(list(pick(self.pairs, n, self.seed)), self.crop, rng), rng, self.rotate)
         return bgr_to_tensor(blur), bgr_to_tensor(sharp)
 
 

@@ -1,0 +1,181 @@
+"""The converter G: one training step, a short run that helps the known deblurrer, resume, perceptual
+features that need no download, and the command line with its bad inputs."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from blur2blur.errors import UserError
+from blur2blur.models import create_model
+from blur2blur.models.checkpoint import read_checkpoint, save_checkpoint
+from blur2blur.models.vgg import load_vgg16_features, vgg16_features
+from blur2blur.train.config import ConverterConfig, DeblurrerConfig
+from blur2blur.train.content import load_sharp_images
+from blur2blur.train.converter import ConverterTask, train_converter
+from blur2blur.train.core import run
+from blur2blur.train.deblurrer import train_deblurrer
+from blur2blur.train.perceptual import perceptual_loss
+from blur2blur.train.synth import synthesize
+from helpers import write_video
+
+BIN = Path(sys.executable).parent
+KNOWN = "synthetic:known"
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory) -> dict[str, str]:
+    """A `vertical` camera (blurry and sharp images of disjoint content, pairs to validate on) and a
+    deblurrer trained on the `known` horizontal blur long enough to fail on the vertical one (about a minute)."""
+    root = tmp_path_factory.mktemp("camera")
+    images = load_sharp_images("skimage,deadleaves:8")
+    synthesize("vertical", images[0::2], root / "blurry", count=48, size=128, seed=3)
+    synthesize("vertical", images[1::2], root / "sharp", count=48, size=128, seed=4)
+    synthesize("known", images, root / "known", count=96, size=96, seed=1)
+    deblurrer = train_deblurrer(DeblurrerConfig(pairs=str(root / "known"), out=str(root / "deblurrer"), steps=1200,
+                                                eval_every=10**6, val_count=0))
+    return {"blurry": str(root / "blurry" / "blur"), "sharp": str(root / "sharp" / "sharp"),
+            "val_pairs": str(root / "blurry"), "deblurrer": str(deblurrer.last), "known_pairs": str(root / "known")}
+
+
+def config(camera: dict, out: Path, **changes) -> ConverterConfig:
+    settings = dict(blurry=camera["blurry"], sharp=camera["sharp"], known=KNOWN, deblurrer=camera["deblurrer"],
+                    val_pairs=camera["val_pairs"], val_count=3, val_size=64, out=str(out), steps=8, batch=2,
+                    eval_every=4, log_every=2)
+    return ConverterConfig(**{**settings, **changes})
+
+
+def test_a_training_step_judges_three_scales_with_a_penalty_and_finite_losses(camera, tmp_path):
+    task = ConverterTask(config(camera, tmp_path / "run"))
+    batch = [torch.stack(items) for items in zip(task.dataset[0], task.dataset[1])]
+    blurry = batch[0]
+    outputs = task.model(blurry)
+    assert [tuple(o.shape[-2:]) for o in outputs] == [(24, 24), (48, 48), (96, 96)]
+    assert all(torch.equal(o, t) for o, t in zip(outputs[-1:], [blurry]))  # G starts as the identity
+
+    critic_loss, figures = task.critic_loss(task.critic, task.model, batch)
+    assert torch.isfinite(critic_loss) and all(torch.isfinite(v) for v in figures.values())
+    assert figures["d_penalty"] > 0  # the gradient penalty at interpolates was computed
+    critic_loss.backward()
+    assert all(p.grad is not None for p in task.critic.parameters())
+    assert all(p.grad is None for p in task.model.parameters())  # G's output was taken without gradients
+
+    task.critic.zero_grad(set_to_none=True)
+    loss, figures = task.loss(task.model, batch)
+    assert torch.isfinite(loss) and set(figures) == {"g_adv", "g_rec"}
+    loss.backward()
+    assert all(p.grad is None for p in task.critic.parameters())  # D judges in G's step, it does not learn
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in task.model.parameters())
+
+
+def test_a_short_run_lifts_the_deblurrer_after_the_converter(camera, tmp_path):
+    result = train_converter(config(camera, tmp_path / "run", steps=200, eval_every=100, batch=4))
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [line for line in lines if "val_psnr" in line]
+    first, last = evaluations[0], evaluations[-1]
+    assert first["val_psnr"] == pytest.approx(first["val_psnr_deblurred"], abs=1e-3)  # G starts as the identity
+    assert first["val_psnr_deblurred"] < first["val_psnr_input"] - 1  # the known deblurrer fails on this camera
+    assert last["val_psnr"] > first["val_psnr"] + 0.5, evaluations  # measured: 17.50 -> 19.23 dB
+    assert last["val_psnr_deblurred"] == first["val_psnr_deblurred"]  # the deblurrer stays frozen
+    assert result.best is not None and (tmp_path / "run" / "samples" / "step_000200.png").is_file()
+    assert all(math.isfinite(v) for line in lines for v in line.values())  # no NaN or Inf anywhere
+
+
+class StopAt(ConverterTask):
+    """The converter task, sending its own process SIGTERM during step `at` (a real signal)."""
+
+    def __init__(self, config, at: int) -> None:
+        super().__init__(config)
+        self.calls, self.at = 0, at
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().loss(model, batch)
+
+
+def test_resume_ends_with_the_weights_of_an_uninterrupted_run(camera, tmp_path):
+    straight = train_converter(config(camera, tmp_path / "straight"))
+    stopped = config(camera, tmp_path / "stopped")
+    first = run(stopped, lambda c: StopAt(c, at=5))
+    assert (first.step, first.stopped_by) == (5, "SIGTERM")
+    resumed = train_converter(replace(stopped, resume=True))
+    assert resumed.step == 8
+    a, b = read_checkpoint(straight.last), read_checkpoint(resumed.last)
+    for part in ("state_dict", "train_state_dict", "critic"):  # the average, G itself and D
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+
+
+def test_the_offline_reconstruction_features_keep_content_and_let_blur_change():
+    loss = perceptual_loss("filters")
+    image = torch.rand(1, 3, 64, 64)
+    blurred = torch.nn.functional.avg_pool2d(image, (1, 9), stride=1, padding=(0, 4), count_include_pad=False)
+    tinted = (image + torch.tensor([0.1, 0.0, -0.1])[:, None, None]).clamp(0, 1)
+    assert loss(image, image) == 0
+    assert loss(tinted, image) > 5 * loss(blurred, image)  # a colour drift costs far more than a blur
+
+
+def test_vgg16_loads_torchvisions_file_layout_and_refuses_others(tmp_path):
+    features = vgg16_features()
+    assert len(features) == 31 and isinstance(features[28], torch.nn.Conv2d)
+    state = {f"features.{k}": torch.randn_like(v) for k, v in features.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(4, 4)  # the rest of torchvision's file is ignored
+    torch.save(state, tmp_path / "vgg16.pth")
+    loaded = load_vgg16_features(tmp_path / "vgg16.pth")
+    assert torch.equal(loaded[28].weight, state["features.28.weight"])
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(UserError, match="not torchvision's VGG16"):
+        load_vgg16_features(tmp_path / "other.pth")
+    with pytest.raises(UserError, match="no such file"):
+        load_vgg16_features(tmp_path / "absent.pth")
+    vgg_loss = perceptual_loss("vgg16", vgg_weights=str(tmp_path / "vgg16.pth"))
+    assert torch.isfinite(vgg_loss(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)))
+
+
+def b2b_train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "b2b-train"), "converter", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cli_from_a_video_without_pairs_reports_the_critics_view_and_keeps_the_last(camera, tmp_path):
+    out = tmp_path / "run"
+    write_video(tmp_path / "blurry.mp4", frames=8, width=128, height=96)
+    result = b2b_train("--blurry", str(tmp_path / "blurry.mp4"), "--sharp", camera["sharp"], "--known", camera["known_pairs"],
+                       "--deblurrer", camera["deblurrer"], "--out", str(out), "--steps", "4", "--batch", "2",
+                       "--eval-every", "2", "--val-count", "2")
+    assert result.returncode == 0, result.stderr
+    assert "the naive baseline" in result.stderr  # real known pairs and no --kernel: said in one line
+    evaluation = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
+    assert {"critic_real", "critic_converted", "sharpness", "sharpness_deblurred"} <= set(evaluation)
+    assert (out / "last.pt").is_file() and not (out / "best.pt").exists()
+    assert read_checkpoint(out / "last.pt")["kind"] == "converter"
+
+
+def test_cli_bad_input_is_one_line(camera, tmp_path):
+    base = ["--blurry", camera["blurry"], "--sharp", camera["sharp"], "--known", KNOWN, "--out", str(tmp_path / "r")]
+    nafnet = tmp_path / "g.pt"
+    save_checkpoint(nafnet, create_model("mimo-unet-tiny"), "converter")
+    cases = [
+        (["--sharp", camera["sharp"], "--known", KNOWN, "--deblurrer", camera["deblurrer"], "--out", "x"], "--blurry"),
+        (base + ["--deblurrer", str(tmp_path / "none.pt")], "no such checkpoint"),
+        (base + ["--deblurrer", str(nafnet)], "converter"),
+        (base + ["--deblurrer", camera["deblurrer"], "--crop", "90"], "--crop 90"),
+        (base + ["--deblurrer", camera["deblurrer"], "--perceptual", "kernel"], "--kernel"),
+        (base[:4] + ["--known", "synthetic:nope", "--deblurrer", camera["deblurrer"], "--out", str(tmp_path / "n")],
+         "unknown blur domain"),
+        (["--blurry", str(tmp_path / "missing"), *base[2:], "--deblurrer", camera["deblurrer"]], "--blurry"),
+    ]
+    missing_out = b2b_train(*base[:-2], "--deblurrer", camera["deblurrer"])
+    assert missing_out.returncode == 2 and "Missing option '--out'" in missing_out.stderr
+    for args, words in cases:
+        result = b2b_train(*args)
+        assert result.returncode != 0, args
+        message = result.stderr.strip().splitlines()
+        assert len(message) == 1 and words in message[0], (args, result.stderr)

@@ -1,0 +1,271 @@
+"""`b2b-train converter`: Blur2Blur's blur converter G for one camera, from unpaired images.
+
+G (MIMO-UNet) turns the camera's blurry frames into frames of the same content with the *known* blur,
+which the frozen known-blur deblurrer then restores. Its objective (method.md):
+
+- adversarial: a PatchGAN judges G's three outputs (1/4, 1/2, full size) against the camera's own sharp
+  images carrying the known blur (exactly drawn for `synthetic:` known blur, or put there by the kernel
+  extractor); hinge loss, plus a gradient penalty on D at interpolates of real and fake;
+- reconstruction: a perceptual L1 between each output and the input at that size keeps the content.
+
+Stability: G starts as the identity (its output convs are zero), the rates warm up, and validation and
+export use an exponential moving average of G's weights. With paired data of the camera (`--val-pairs`)
+each evaluation reports PSNR/SSIM of the deblurrer alone and after G, and best.pt keeps the best;
+without, it reports the discriminator's view and a no-reference sharpness, and the last weights count.
+"""
+
+from __future__ import annotations
+
+import logging
+from itertools import islice
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from blur2blur.errors import UserError
+from blur2blur.models import create_model
+from blur2blur.models.checkpoint import load_checkpoint
+from blur2blur.train.config import ConverterConfig
+from blur2blur.train.core import RunResult, run
+from blur2blur.train.crops import augment, bgr_to_tensor, pick, random_window, tensor_to_bgr
+from blur2blur.train.datasets import (
+    PAIR_KINDS,
+    blur2blur_layout,
+    detect_pair_layout,
+    open_images,
+    open_pairs,
+    parse_spec,
+)
+from blur2blur.train.metrics import psnr, ssim
+from blur2blur.train.paired import held_out_tensors, spread
+from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, perceptual_loss
+from blur2blur.train.splits import Pairs
+from blur2blur.train.transfer import open_transfer
+
+log = logging.getLogger(__name__)
+SAMPLE_ROWS = 4
+TRANSFER_MARGIN = 16  # context around a crop for the known blur (the largest known kernel radius and more)
+
+
+class PairSide:
+    """One side (0: blurry, 1: sharp) of a pair source, read as unpaired images."""
+
+    def __init__(self, pairs: Pairs, side: int) -> None:
+        self.pairs, self.side = pairs, side
+        self.source = f"{getattr(pairs, 'source', '')} ({'blurry' if side == 0 else 'sharp'} side)"
+
+    @property
+    def skipped(self) -> list[str]:
+        return getattr(self.pairs, "skipped", [])
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, i: int) -> np.ndarray | None:
+        images = self.pairs.load(i)
+        return None if images is None else images[self.side]
+
+
+def open_side(spec: str, side: int, option: str):
+    """Images of `spec`: a folder or video of images, a Blur2Blur folder (trainA blurry, trainB sharp), or a
+    pair source (a dataset reader, `synthetic:DOMAIN`, a blur/ + sharp/ folder) of which `side` is used."""
+    parsed = parse_spec(spec, PAIR_KINDS + ("video",))
+    kind = parsed.kind
+    path = Path(parsed.path).expanduser()
+    if kind is None and path.is_dir():
+        kind = detect_pair_layout(path)
+    if kind == "b2b":
+        try:
+            layout = blur2blur_layout(path)
+        except UserError as err:
+            raise UserError(f"{option} {err}") from None
+        images = layout.unknown_blurry if side == 0 else layout.unknown_sharp
+        if images is None:
+            raise UserError(f"{option} {spec}: has no trainB/ (the camera's sharp images)")
+        return images.validate()
+    if kind in PAIR_KINDS:
+        return PairSide(open_pairs(spec, option=option), side)
+    return open_images(spec, option=option)
+
+
+class UnpairedCrops(Dataset):
+    """Item n: (a crop of the camera's blurry images, a "real" crop for D), each flipped at random.
+
+    The real crop is a crop of the camera's sharp images with the known blur put on it by `transfer`
+    (cut from a larger window, so the blur sees real context), or, without a transfer, a crop of the
+    known blurry images themselves. A pure function of n.
+    """
+
+    def __init__(self, blurry, real, crop: int, seed: int, transfer=None) -> None:
+        for images, what in ((blurry, "blurry"), (real, "real")):
+            if len(images) == 0:
+                raise ValueError(f"UnpairedCrops needs {what} images")
+        self.blurry, self.real, self.crop, self.seed, self.transfer = blurry, real, crop, seed, transfer
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, n, 2])
+        (blurry,) = random_window([pick(self.blurry, n, self.seed, 0)], self.crop, rng)
+        if self.transfer is None:
+            (real,) = random_window([pick(self.real, n, self.seed, 1)], self.crop, rng)
+        else:
+            m = TRANSFER_MARGIN
+            (window,) = random_window([pick(self.real, n, self.seed, 1)], self.crop + 2 * m, rng)
+            real = self.transfer.apply(np.ascontiguousarray(window), rng)[m:-m, m:-m]
+        (blurry,), (real,) = augment([blurry], rng, False), augment([real], rng, False)
+        return bgr_to_tensor(blurry), bgr_to_tensor(real)
+
+
+def scales(image: torch.Tensor) -> list[torch.Tensor]:
+    """[1/4, 1/2, full] size, bilinear: the sizes of G's outputs."""
+    return [F.interpolate(image, scale_factor=s, mode="bilinear", align_corners=False) for s in (0.25, 0.5)] + [image]
+
+
+def convert(converter: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """G's full-size output for an image of any size (edge-padded to G's multiple and cropped back)."""
+    m = converter.size_multiple
+    h, w = image.shape[-2:]
+    padded = F.pad(image, (0, (m - w % m) % m, 0, (m - h % m) % m), mode="replicate")
+    return converter(padded)[-1][..., :h, :w]
+
+
+def sharpness(image: torch.Tensor) -> float:
+    """Mean absolute Laplacian of the luminance (x 100): a no-reference measure of detail."""
+    grey = image.clamp(0, 1).mean(dim=1, keepdim=True)
+    laplace = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=image.device)
+    return float(F.conv2d(grey, laplace[None, None]).abs().mean() * 100)
+
+
+class ConverterTask:
+    """G against a PatchGAN on unpaired crops; the deblurrer judges G on held-out pairs when there are some."""
+
+    kind = "converter"
+
+    def __init__(self, config: ConverterConfig) -> None:
+        self.deblurrer = load_checkpoint(config.deblurrer, "deblurrer", option="--deblurrer")[0].eval()
+        self.deblurrer.requires_grad_(False)
+        kernel = load_checkpoint(config.kernel, "kernel", option="--kernel")[0].eval() if config.kernel else None
+        self.perceptual = perceptual_loss(config.perceptual, self.deblurrer, kernel, config.vgg_weights)
+        self.lambda_rec = DEFAULT_LAMBDA_REC[config.perceptual] if config.lambda_rec is None else config.lambda_rec
+        self.lambda_gp = config.lambda_gp
+
+        blurry = open_side(config.blurry, 0, "--blurry")
+        sharp = open_side(config.sharp, 1, "--sharp")
+        transfer = open_transfer(config.known, config.kernel)
+        if transfer is None:
+            log.warning("--known %s: no kernel extractor (--kernel) and not synthetic, so D's real samples are the "
+                        "known blurry images themselves (the naive baseline: D may learn their colour and noise "
+                        "instead of their blur)", config.known)
+            real = PairSide(open_pairs(config.known, option="--known"), 0)
+        else:
+            real = sharp
+        log.info("%s: %d blurry images; %s: %d sharp images; real samples for D: %s", config.blurry, len(blurry),
+                 config.sharp, len(sharp), type(transfer).__name__ if transfer else "the known blurry images")
+        self.dataset = UnpairedCrops(blurry, real, config.crop, config.seed, transfer)
+
+        self.val = spread(open_pairs(config.val_pairs, option="--val-pairs"), config.val_count) \
+            if config.val_pairs else None
+        self.val_size = config.val_size
+        # Without pairs, the discriminator's view on fixed crops of the training data.
+        self.probe = [self.dataset[i] for i in range(config.val_count or 1)] if self.val is None else []
+        self.best_metric = "val_psnr"
+
+        self.model = create_model(config.arch)  # the identity at first (see models/mimo_unet.py)
+        self.critic = create_model(config.critic)
+        self.critic_lr = config.critic_lr
+
+    def _frozen_to(self, device: torch.device) -> None:
+        self.deblurrer.to(device)
+        self.perceptual.to(device)
+
+    def critic_loss(self, critic: nn.Module, model: nn.Module, batch: list[torch.Tensor]):
+        blurry, real = batch
+        with torch.no_grad():
+            fakes = model(blurry)
+        reals = scales(real)
+        scores_real = [critic(r) for r in reals]
+        scores_fake = [critic(f) for f in fakes]
+        hinge = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(scores_real, scores_fake))
+        hinge = 0.5 * hinge / len(reals)
+        # The reference's penalty: (|grad D| - 1)^2 at random interpolates of real and fake (full size).
+        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+        mixed = (alpha * real + (1 - alpha) * fakes[-1]).requires_grad_(True)
+        grad, = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+        penalty = (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+        figures = {"d_hinge": hinge.detach(), "d_penalty": penalty.detach(),
+                   "d_real": torch.stack([s.mean() for s in scores_real]).mean().detach(),
+                   "d_fake": torch.stack([s.mean() for s in scores_fake]).mean().detach()}
+        return hinge + self.lambda_gp * penalty, figures
+
+    def loss(self, model: nn.Module, batch: list[torch.Tensor]):
+        blurry, _ = batch
+        self._frozen_to(blurry.device)
+        outputs = model(blurry)
+        rec = sum(self.perceptual(o, t) for o, t in zip(outputs, scales(blurry)))
+        self.critic.requires_grad_(False)  # judged, not trained, in G's step
+        adversarial = -torch.stack([self.critic(o).mean() for o in outputs]).mean()
+        self.critic.requires_grad_(True)
+        return adversarial + self.lambda_rec * rec, {"g_adv": adversarial.detach(), "g_rec": rec.detach()}
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        device = next(model.parameters()).device
+        self._frozen_to(device)
+        if self.val is not None:
+            return evaluate_converter(model, self.deblurrer, self.val, self.val_size)
+        fake, real, restored, alone = [], [], [], []
+        for blurry, real_sample in self.probe:
+            blurry, real_sample = blurry[None].to(device), real_sample[None].to(device)
+            converted = convert(model, blurry)
+            fake.append(float(self.critic(converted).mean()))
+            real.append(float(self.critic(real_sample).mean()))
+            restored.append(sharpness(self.deblurrer(converted)))
+            alone.append(sharpness(self.deblurrer(blurry)))
+        return {"critic_real": float(np.mean(real)), "critic_converted": float(np.mean(fake)),
+                "sharpness_deblurred": float(np.mean(alone)), "sharpness": float(np.mean(restored))}
+
+    def samples(self, model: nn.Module) -> list[list[np.ndarray]]:
+        """Rows of blurry | deblurrer alone | converted | deblurrer after G (| sharp, with pairs)."""
+        device = next(model.parameters()).device
+        if self.val is not None:
+            inputs = islice(held_out_tensors(self.val, self.val_size), SAMPLE_ROWS)
+        else:
+            inputs = ((blurry[None], None) for blurry, _ in self.probe[:SAMPLE_ROWS])
+        rows = []
+        for blurry, sharp in inputs:
+            blurry = blurry.to(device)
+            converted = convert(model, blurry)
+            row = [blurry, self.deblurrer(blurry), converted, self.deblurrer(converted)]
+            rows.append([tensor_to_bgr(t[0]) for t in row + ([sharp] if sharp is not None else [])])
+        return rows
+
+
+@torch.no_grad()
+def evaluate_converter(converter: nn.Module, deblurrer: nn.Module, pairs: Pairs, size: int) -> dict[str, float]:
+    """Mean PSNR/SSIM (8-bit RGB) against sharp of: the blurry input, the deblurrer alone (`_deblurred`) and
+    the deblurrer after G (`val_psnr`); and `val_psnr_converted`, how close G's output stays to its input."""
+    device = next(converter.parameters()).device
+    figures: dict[str, list[float]] = {k: [] for k in ("val_psnr_input", "val_psnr_deblurred", "val_psnr",
+                                                       "val_ssim_deblurred", "val_ssim", "val_psnr_converted")}
+    for blurry, sharp in held_out_tensors(pairs, size):
+        blurry = blurry.to(device)
+        converted = convert(converter, blurry)
+        alone, after = deblurrer(blurry).cpu(), deblurrer(converted).cpu()
+        figures["val_psnr_input"].append(psnr(blurry.cpu(), sharp))
+        figures["val_psnr_deblurred"].append(psnr(alone, sharp))
+        figures["val_psnr"].append(psnr(after, sharp))
+        figures["val_ssim_deblurred"].append(ssim(alone, sharp))
+        figures["val_ssim"].append(ssim(after, sharp))
+        figures["val_psnr_converted"].append(psnr(converted.cpu(), blurry.cpu()))
+    return {key: float(np.mean(values)) for key, values in figures.items() if values}
+
+
+def train_converter(config: ConverterConfig, given: Iterable[str] = ()) -> RunResult:
+    """Train (or, with `config.resume`, continue) a converter run in `config.out`."""
+    return run(config, ConverterTask, given)
