@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import write_video
 
 from blur2blur.errors import UserError
 from blur2blur.models import create_model
@@ -24,7 +25,6 @@ from blur2blur.train.core import run
 from blur2blur.train.deblurrer import train_deblurrer
 from blur2blur.train.perceptual import perceptual_loss
 from blur2blur.train.synth import synthesize
-from helpers import write_video
 
 BIN = Path(sys.executable).parent
 KNOWN = "synthetic:known"
