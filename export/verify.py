@@ -32,9 +32,10 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def verification_shapes(bounds: ShapeBounds) -> list[tuple[int, int, int]]:
     """(batch, height, width) to verify at: two or more sizes inside the bounds, odd ones where they allow."""
     sizes = list(dict.fromkeys(bounds.fit(h, w, odd=True) for h, w in ODD_SIZES))
-    if len(sizes) < 2:  # a narrow range: add its middle
-        middle = bounds.fit((bounds.min[0] + bounds.max[0]) // 2, (bounds.min[1] + bounds.max[1]) // 2, odd=True)
-        sizes = list(dict.fromkeys([*sizes, middle]))
+    middle = bounds.fit((bounds.min[0] + bounds.max[0]) // 2, (bounds.min[1] + bounds.max[1]) // 2, odd=True)
+    for extra in (middle, bounds.min, bounds.max):  # a narrow range: its middle, else its ends
+        if len(sizes) < 2 and extra not in sizes:
+            sizes.append(extra)
     return [(1, h, w) for h, w in sizes] + [(min(2, bounds.batch), *bounds.fit(*BATCH_SIZE))]
 
 
