@@ -131,6 +131,24 @@ def test_graph_matches_pytorch_on_a_photo_at_odd_sizes(checkpoints, small_bundle
         assert psnr(ort_run(small_bundle / "model.fp16.onnx", frames), got) >= 40
 
 
+# The ops the fused graphs may use: each in onnx-tensorrt's operator matrix (LayerNormalization since TensorRT 8.6).
+# Not Mod, which TensorRT's ONNX parser long lacked: padding sizes are computed with Div instead.
+TENSORRT_OPS = {"Add", "Cast", "Clip", "Concat", "Constant", "Conv", "DepthToSpace", "Div", "Gather",
+                "GlobalAveragePool", "LayerNormalization", "Mul", "Pad", "Reshape", "Round", "Shape", "Slice", "Sub",
+                "Transpose", "Unsqueeze"}
+
+
+def test_graphs_touch_uint8_only_through_casts_as_tensorrt_needs(small_bundle):
+    for name in ("model.onnx", "model.fp16.onnx"):
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(small_bundle / name)))
+        graph = model.graph
+        uint8 = {v.name for v in [*graph.input, *graph.output, *graph.value_info]
+                 if v.type.tensor_type.elem_type == onnx.TensorProto.UINT8}
+        assert uint8 == {"frames", "restored"}
+        assert [n.op_type for n in graph.node if set(n.input) & uint8 or set(n.output) & uint8] == ["Cast", "Cast"]
+        assert {n.op_type for n in graph.node} <= TENSORRT_OPS
+
+
 def test_fixed_shape_verifies_only_that_shape(checkpoints, tmp_path):
     meta = export_bundle(checkpoints / "deblurrer.pt", tmp_path / "bundle", fp16=True,
                          bounds=ShapeBounds((45, 67), (45, 67), (45, 67)))
