@@ -75,10 +75,10 @@ def describe(folder: str | Path) -> tuple[str, list[str]]:
     lines += _verification_lines(meta.get("verification", {}))
     engine = meta.get("tensorrt", {})
     if engine.get("built"):
-        lines.append(f"tensorrt {engine.get('engine')}: TensorRT {engine.get('version')} on {engine.get('gpu')}, "
-                     f"{engine.get('precision')}, key {engine.get('cache_key')}")
+        lines.append(f"engine  {engine.get('engine')}: TensorRT {engine.get('version')} on {engine.get('gpu')}, "
+                     f"{engine.get('precision')}, cache key {engine.get('cache_key')}")
     elif engine:
-        lines.append(f"tensorrt no engine: {engine.get('reason')}")
+        lines.append(f"engine  none ({engine.get('reason')}): TensorRT builds it where it will run")
     states = check_artefacts(folder, meta)
     lines.append("files")
     for name, info in meta["artefacts"].items():

@@ -114,12 +114,12 @@ def publish(staging: Path, out: Path) -> None:
 
 
 def export_bundle(deblurrer: str, out: str | Path, converter: str | None = None, fp16: bool = False,
-                  force: bool = False, bounds: ShapeBounds | None = None, engine: bool = True,
+                  force: bool = False, bounds: ShapeBounds | None = None, engine: bool = False,
                   workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, engine_cache: str | Path | None = None) -> dict:
     """Write a verified bundle to `out` and return its meta; nothing is left behind on failure.
 
     `bounds`: the frame shapes the bundle promises (default `ShapeBounds()`); `engine`: also build and verify
-    a TensorRT engine where TensorRT and a GPU are present (cached in `engine_cache`).
+    a TensorRT engine where TensorRT and a GPU are present (cached in `engine_cache`; b2b-export asks for it).
     """
     out = Path(out)
     bounds = bounds or ShapeBounds()
@@ -131,7 +131,7 @@ def export_bundle(deblurrer: str, out: str | Path, converter: str | None = None,
         if engine:
             add_engine(meta, staging, bounds, workspace_bytes, engine_cache)
         else:
-            meta["tensorrt"] = {"built": False, "reason": "not asked for (--no-engine)"}
+            meta["tensorrt"] = {"built": False, "reason": "not asked for: --no-engine"}
         meta["sources"] = sources
         meta["export_seconds"] = round(time.perf_counter() - start, 2)
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -36,7 +36,7 @@ def test_inspect_prints_shapes_precision_figures_sizes_and_intact_files(exported
     assert "precision fp16 (graphs: fp32, fp16; opset 17)" in out
     assert "verified fp32 graph vs PyTorch: max error 0 grey levels" in out
     assert "verified fp16 graph vs fp32 graph: PSNR" in out and "finite" in out and "NOT FINITE" not in out
-    assert "source  deblurrer: nafnet-tiny" in out and "tensorrt no engine:" in out
+    assert "source  deblurrer: nafnet-tiny" in out and "engine  none (not asked for: --no-engine)" in out
     meta = json.loads((exported / "meta.json").read_text())
     for name, info in meta["artefacts"].items():
         line = next(line for line in out.splitlines() if line.strip().startswith(name + " "))

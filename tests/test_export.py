@@ -223,7 +223,9 @@ def test_official_nafnet_checkpoint_exports_and_matches_its_pytorch_output(tmp_p
 
 
 def test_no_tensorrt_here_is_one_line_and_the_bundle_is_finished(checkpoints, tmp_path):
-    result = b2b_export("--deblurrer", checkpoints / "deblurrer.pt", "--out", tmp_path / "b", "--max-shape", "96x128")
+    result = subprocess.run([B2B_EXPORT, "--deblurrer", str(checkpoints / "deblurrer.pt"), "--out", str(tmp_path / "b"),
+                             "--max-shape", "96x128"], capture_output=True, text=True, check=False,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "b" / "meta.json").read_text())
     if meta["tensorrt"]["built"]:
@@ -231,6 +233,7 @@ def test_no_tensorrt_here_is_one_line_and_the_bundle_is_finished(checkpoints, tm
     assert [line for line in result.stderr.splitlines() if "TensorRT" in line] == [
         f"no TensorRT engine: {meta['tensorrt']['reason']}; it is built where it will run, from this bundle"]
     assert "wrote" in result.stdout and sorted(p.name for p in (tmp_path / "b").iterdir()) == ["meta.json", "model.onnx"]
+    assert not list((tmp_path / "cache").rglob("*.engine"))
 
 
 # Bad input: one line on stderr, a non-zero exit, nothing left behind.

@@ -22,7 +22,7 @@ BOUNDS = ShapeBounds((16, 16), (64, 96), (160, 256), 2)
 def bundle(tmp_path_factory):
     folder = tmp_path_factory.mktemp("trt")
     save_checkpoint(folder / "deblurrer.pt", randomized(create_model("nafnet-tiny")), "deblurrer")
-    export_bundle(folder / "deblurrer.pt", folder / "bundle", fp16=True, bounds=BOUNDS, engine=False)
+    export_bundle(folder / "deblurrer.pt", folder / "bundle", fp16=True, bounds=BOUNDS)
     return folder / "bundle"
 
 
@@ -87,7 +87,7 @@ def test_engine_builds_once_from_the_bundle_and_matches_onnx_runtime(bundle, gpu
 
 def test_export_builds_and_verifies_the_engine_of_its_precision(gpu, tmp_path):
     save_checkpoint(tmp_path / "deblurrer.pt", randomized(create_model("nafnet-tiny")), "deblurrer")
-    meta = export_bundle(tmp_path / "deblurrer.pt", tmp_path / "bundle", fp16=True, bounds=BOUNDS,
+    meta = export_bundle(tmp_path / "deblurrer.pt", tmp_path / "bundle", fp16=True, bounds=BOUNDS, engine=True,
                          engine_cache=tmp_path / "cache")
     assert meta["tensorrt"]["built"] and meta["tensorrt"]["precision"] == "fp16" and meta["tensorrt"]["gpu"] == gpu
     assert (tmp_path / "bundle" / meta["tensorrt"]["engine"]).is_file()
@@ -104,5 +104,5 @@ def test_engine_from_a_corrupt_graph_is_a_user_error(gpu, tmp_path):
 
 def test_no_engine_leaves_the_graphs_and_says_why(bundle):
     meta = json.loads((bundle / "meta.json").read_text())
-    assert meta["tensorrt"] == {"built": False, "reason": "not asked for (--no-engine)"}
+    assert meta["tensorrt"] == {"built": False, "reason": "not asked for: --no-engine"}
     assert sorted(p.name for p in bundle.iterdir()) == ["meta.json", "model.fp16.onnx", "model.onnx"]
