@@ -82,7 +82,9 @@ def inspect_command(bundle):
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "inspect":
-        run_cli(inspect_command, argv[1:])
+    words = [arg for arg in argv if arg != "--debug"]
+    if words[:1] == ["inspect"]:
+        argv.remove("inspect")
+        run_cli(inspect_command, argv)
     else:
         run_cli(export_command, argv)
