@@ -1,37 +1,90 @@
-"""b2b-export: fuse the converter and the deblurrer into one verified ONNX bundle."""
+"""b2b-export: fuse the converter and the deblurrer into one verified ONNX bundle; `b2b-export inspect BUNDLE`."""
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from blur2blur.errors import run_cli
+from blur2blur.errors import UserError, run_cli
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.command(name="b2b-export", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(name="b2b-export", context_settings=CONTEXT)
 @click.option("--deblurrer", required=True, type=click.Path(), help="Deblurrer checkpoint (b2b-train, or an official NAFNet .pth).")
 @click.option("--converter", type=click.Path(), help="Converter G checkpoint for the target camera (optional).")
 @click.option("--out", required=True, type=click.Path(), help="Bundle folder to write.")
-@click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (FP16 weights and compute, FP32 normalisation).")
+@click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (FP16 weights and compute, FP32 normalisation); "
+              "the bundle's precision (and its TensorRT engine's) becomes fp16.")
+@click.option("--height", type=int, help="Fixed frame height (with --width: min = opt = max).")
+@click.option("--width", type=int, help="Fixed frame width (with --height).")
+@click.option("--min-shape", metavar="HxW", help="Smallest frame, HEIGHTxWIDTH.  [default: 32x32]")
+@click.option("--opt-shape", metavar="HxW", help="Frame size TensorRT tunes for.  [default: 720x1280]")
+@click.option("--max-shape", metavar="HxW", help="Largest frame.  [default: 1080x1920]")
+@click.option("--batch", default=1, show_default=True, type=int,
+              help="Largest batch of frames, also the batch TensorRT tunes for (batches run from 1 to it).")
+@click.option("--no-engine", is_flag=True, help="Do not build a TensorRT engine even where TensorRT and a GPU are present.")
+@click.option("--workspace", default=2.0, show_default=True, type=click.FloatRange(min=0.0625),
+              help="TensorRT builder workspace limit, GiB.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
-def main_command(deblurrer, converter, out, fp16, force):
+def export_command(deblurrer, converter, out, fp16, height, width, min_shape, opt_shape, max_shape, batch, no_engine,
+                   workspace, force):
     """Export the fused graph (uint8 N x H x W x 3 BGR in and out) and verify it in ONNX Runtime.
 
     \b
-    Example:
+    Examples:
       b2b-export --deblurrer runs/deblur/last.pt --converter runs/conv/best.pt --fp16 --out bundle
-    The bundle is only written when verification passes. Add --debug for a traceback on errors.
+      b2b-export --deblurrer NAFNet-GoPro-width32.pth --fp16 --height 720 --width 1280 --out bundle720
+      b2b-export --deblurrer best.pt --min-shape 240x320 --opt-shape 480x640 --max-shape 720x1280 --batch 2 --out b
+      b2b-export inspect bundle        (what a bundle holds, and whether its files still match)
+    The graph pads frames inside, so any height and width in the range works. The bundle is only written
+    when verification passes; where TensorRT and a GPU are present it also holds a verified engine.
+    Add --debug for a traceback on errors.
     """
+    from blur2blur.export.shapes import shape_bounds
+
+    bounds = shape_bounds(height, width, min_shape, opt_shape, max_shape, batch)  # before the slow torch import
     from blur2blur.export.onnx_export import export_bundle
 
-    meta = export_bundle(deblurrer, out, converter=converter, fp16=fp16, force=force)
-    fp32 = meta["verification"]["fp32"]
-    click.echo(f"model.onnx vs PyTorch: max error {fp32['max_abs_error']} grey levels, PSNR {fp32['psnr_db']:.1f} dB")
-    if fp16:
-        fp16 = meta["verification"]["fp16"]
-        click.echo(f"model.fp16.onnx vs FP32: {fp16['psnr_vs_fp32_db']:.1f} dB on photos, "
-                   f"{min(fp16['extreme_frames_psnr_db'].values()):.1f} dB on extreme 1920 x 1080 frames")
+    meta = export_bundle(deblurrer, out, converter=converter, fp16=fp16, force=force, bounds=bounds,
+                         engine=not no_engine, workspace_bytes=int(workspace * (1 << 30)))
+    verification = meta["verification"]
+    fp32 = verification["fp32"]
+    click.echo(f"model.onnx vs PyTorch: max error {fp32['max_abs_error']} grey levels, PSNR {fp32['psnr_db']:.1f} dB "
+               f"at {len(fp32['sizes'])} sizes")
+    if "fp16" in verification:
+        half = verification["fp16"]
+        extremes = half["extreme_frames"]
+        click.echo(f"model.fp16.onnx vs FP32: {half['psnr_vs_fp32_db']:.1f} dB on photos, "
+                   f"{min(e['psnr_vs_fp32_db'] for e in extremes.values()):.1f} dB on extreme "
+                   f"{'x'.join(map(str, half['extreme_shape'][1:3]))} frames, largest FP16 value "
+                   f"{max(e['max_abs_activation'] for e in extremes.values()):.0f} (limit 65504)")
+    if meta["tensorrt"]["built"]:
+        engine = verification["tensorrt"]
+        click.echo(f"{meta['tensorrt']['engine']} vs ONNX Runtime: {engine['psnr_db']:.1f} dB on photos, "
+                   f"{engine['extreme_psnr_db']:.1f} dB on extreme frames")
     click.echo(f"wrote {out} in {meta['export_seconds']:.1f} s")
 
 
+@click.command(name="b2b-export inspect", context_settings=CONTEXT)
+@click.argument("bundle", type=click.Path())
+def inspect_command(bundle):
+    """Print what an export bundle holds: shapes, precision, verification figures, file sizes, and whether
+    each file still matches its sha256 (non-zero exit when one does not)."""
+    from blur2blur.export.bundle_info import describe
+
+    report, problems = describe(bundle)
+    click.echo(report)
+    if problems:
+        raise UserError(f"bundle {bundle}: {', '.join(problems)}: the bundle was changed after export; export it again")
+
+
 def main(argv: list[str] | None = None) -> None:
-    run_cli(main_command, argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = [arg for arg in argv if arg != "--debug"]
+    if words[:1] == ["inspect"]:
+        argv.remove("inspect")
+        run_cli(inspect_command, argv)
+    else:
+        run_cli(export_command, argv)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -14,7 +13,10 @@ from pathlib import Path
 import torch
 
 from blur2blur.errors import UserError
-from blur2blur.export.verify import verify_fp16, verify_fp32
+from blur2blur.export.bundle_info import sha256
+from blur2blur.export.shapes import ShapeBounds
+from blur2blur.export.tensorrt_build import DEFAULT_WORKSPACE_BYTES, ONNX_NAMES, build_engine, tensorrt_version
+from blur2blur.export.verify import verify_engine, verify_fp16, verify_fp32
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.models.deploy import DeployModel, check_compatible
 
@@ -24,14 +26,6 @@ OPSET = 17
 INPUT, OUTPUT = "frames", "restored"
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def library_versions() -> dict[str, str]:
     versions = {}
     for name in ("blur2blur", "torch", "onnx", "onnxsim", "onnxruntime"):
@@ -39,6 +33,7 @@ def library_versions() -> dict[str, str]:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = "absent"
+    versions["tensorrt"] = tensorrt_version() or "absent"  # its wheel goes by several names (tensorrt-cu12, ...)
     return versions
 
 
@@ -66,7 +61,7 @@ def check_and_simplify(path: Path) -> bool:
         if not ok:
             raise RuntimeError("onnxsim's own check failed")
         onnx.checker.check_model(simplified, full_check=True)
-    except Exception as err:  # onnxsim fails on some graphs; the unsimplified one is still correct
+    except Exception as err:  # noqa: BLE001 -- onnxsim fails on some graphs; the unsimplified one is still correct
         log.warning("onnxsim could not simplify %s (%s); keeping the unsimplified graph", path.name, err)
         return False
     onnx.save(simplified, str(path))
@@ -119,49 +114,103 @@ def publish(staging: Path, out: Path) -> None:
 
 
 def export_bundle(deblurrer: str, out: str | Path, converter: str | None = None, fp16: bool = False,
-                  force: bool = False) -> dict:
-    """Write a verified bundle to `out` and return its meta; nothing is left behind on failure."""
+                  force: bool = False, bounds: ShapeBounds | None = None, engine: bool = False,
+                  workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, engine_cache: str | Path | None = None) -> dict:
+    """Write a verified bundle to `out` and return its meta; nothing is left behind on failure.
+
+    `bounds`: the frame shapes the bundle promises (default `ShapeBounds()`); `engine`: also build and verify
+    a TensorRT engine where TensorRT and a GPU are present (cached in `engine_cache`; b2b-export asks for it).
+    """
     out = Path(out)
+    bounds = bounds or ShapeBounds()
     start = time.perf_counter()
     staging = prepare_out(out, force)
     try:
         model, sources = load_models(deblurrer, converter)
-        meta = build_bundle(model, staging, fp16)
+        meta = build_bundle(model, staging, fp16, bounds)
+        if engine:
+            add_engine(meta, staging, bounds, workspace_bytes, engine_cache)
+        else:
+            meta["tensorrt"] = {"built": False, "reason": "not asked for: --no-engine"}
         meta["sources"] = sources
         meta["export_seconds"] = round(time.perf_counter() - start, 2)
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         publish(staging, out)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot write the bundle ({err.strerror or err})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return meta
 
 
-def build_bundle(model: DeployModel, folder: Path, fp16: bool) -> dict:
+def build_bundle(model: DeployModel, folder: Path, fp16: bool, bounds: ShapeBounds) -> dict:
+    """Export, check, simplify and verify the graphs into `folder`; return the meta (without sources)."""
     sample = torch.zeros(1, 64, 64, 3, dtype=torch.uint8)
-    fp32_path = folder / "model.onnx"
+    fp32_path = folder / ONNX_NAMES["fp32"]
     log.info("exporting the fused graph (opset %d)", OPSET)
     export_onnx(model, fp32_path, sample)
-    simplified = {"model.onnx": check_and_simplify(fp32_path)}
-    log.info("verifying model.onnx in ONNX Runtime against PyTorch")
-    verification = {"fp32": verify_fp32(model, fp32_path)}
-    artefacts = [fp32_path]
+    simplified = {fp32_path.name: check_and_simplify(fp32_path)}
+    log.info("verifying %s in ONNX Runtime against PyTorch", fp32_path.name)
+    verification = {"fp32": verify_fp32(model, fp32_path, bounds)}
+    artefacts = {fp32_path: "fp32"}
     if fp16:
-        fp16_path = folder / "model.fp16.onnx"
+        fp16_path = folder / ONNX_NAMES["fp16"]
         log.info("exporting the FP16 graph")
         export_onnx(model.to_fp16(), fp16_path, sample)
-        simplified["model.fp16.onnx"] = check_and_simplify(fp16_path)
-        verification["fp16"] = verify_fp16(fp32_path, fp16_path)
-        artefacts.append(fp16_path)
+        simplified[fp16_path.name] = check_and_simplify(fp16_path)
+        log.info("verifying %s against %s (photos, extreme frames)", fp16_path.name, fp32_path.name)
+        verification["fp16"] = verify_fp16(fp32_path, fp16_path, bounds)
+        artefacts[fp16_path] = "fp16"
+    io = {"layout": "NHWC", "dtype": "uint8", "color": "BGR", "shape": ["batch", "height", "width", 3]}
     return {
         "format": BUNDLE_FORMAT,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "input": {"name": INPUT, "layout": "NHWC", "dtype": "uint8", "color": "BGR", "shape": ["batch", "height", "width", 3]},
-        "output": {"name": OUTPUT, "layout": "NHWC", "dtype": "uint8", "color": "BGR", "shape": ["batch", "height", "width", 3]},
+        "exporter": {"name": "b2b-export", "version": library_versions()["blur2blur"]},
+        "input": {"name": INPUT, **io},
+        "output": {"name": OUTPUT, **io},
+        "shapes": bounds.nhwc(),
         "size_multiple": model.size_multiple,
-        "precisions": ["fp32", "fp16"] if fp16 else ["fp32"],
+        "precision": "fp16" if fp16 else "fp32",
+        "precisions": list(artefacts.values()),
         "opset": OPSET,
         "simplified": simplified,
-        "artefacts": {path.name: {"sha256": sha256(path), "bytes": path.stat().st_size} for path in artefacts},
+        "artefacts": {path.name: artefact(path, precision) for path, precision in artefacts.items()},
         "versions": library_versions(),
         "verification": verification,
     }
+
+
+def artefact(path: Path, precision: str) -> dict:
+    return {"sha256": sha256(path), "bytes": path.stat().st_size, "precision": precision}
+
+
+def engine_unavailable() -> str | None:
+    """Why no TensorRT engine can be built here, or None when one can."""
+    if tensorrt_version() is None:
+        return "tensorrt is not installed here"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible here"
+    return None
+
+
+def add_engine(meta: dict, folder: Path, bounds: ShapeBounds, workspace_bytes: int,
+               cache_dir: str | Path | None) -> None:
+    """Build (or reuse) the TensorRT engine of the bundle's precision, verify it against ONNX Runtime and add
+    it to `folder` and `meta`; where TensorRT or a GPU is missing, say so in one line and record why."""
+    reason = engine_unavailable()
+    if reason:
+        log.info("no TensorRT engine: %s; it is built where it will run, from this bundle", reason)
+        meta["tensorrt"] = {"built": False, "reason": reason}
+        return
+    precision = meta["precision"]
+    onnx_path = folder / ONNX_NAMES[precision]
+    gpu = torch.cuda.get_device_name()
+    build = build_engine(onnx_path, INPUT, bounds.nhwc(), precision, gpu, cache_dir, workspace_bytes)
+    engine_path = folder / f"model.{precision}.engine"
+    shutil.copyfile(build.path, engine_path)
+    log.info("verifying the TensorRT engine against ONNX Runtime")
+    meta["verification"]["tensorrt"] = verify_engine(engine_path, onnx_path, bounds, INPUT, OUTPUT)
+    meta["artefacts"][engine_path.name] = artefact(engine_path, precision)
+    meta["tensorrt"] = {"built": True, "engine": engine_path.name, "version": build.version, "gpu": gpu,
+                        "precision": precision, "cache_key": build.key, "from_cache": build.cached,
+                        "workspace_bytes": workspace_bytes}

@@ -11,6 +11,7 @@ from torch import nn
 
 from blur2blur.errors import UserError
 from blur2blur.models import ARCHS, arch_kind
+from blur2blur.models.nafnet import padding_to_multiple
 
 _SWAP_RB = [2, 1, 0]  # BGR <-> RGB
 
@@ -66,13 +67,16 @@ class DeployModel(nn.Module):
                 "pass frames as the camera gives them"
             )
         dtype = next(self.deblurrer.parameters()).dtype  # follows .half()
-        h, w = frames.shape[1], frames.shape[2]
+        # uint8 is touched only by the first and the last op, both casts: TensorRT takes uint8 tensors
+        # only at the network's edges and converts them with a cast, nothing else.
+        x = frames.to(dtype)
+        h, w = x.shape[1], x.shape[2]
         m = self.size_multiple
-        x = frames.permute(0, 3, 1, 2)[:, _SWAP_RB].to(dtype) / 255.0
+        x = x.permute(0, 3, 1, 2)[:, _SWAP_RB] / 255.0
         # Edge padding, not zeros: a black border would bleed blur into the frame's edges.
-        x = F.pad(x, (0, (m - w % m) % m, 0, (m - h % m) % m), mode="replicate")
+        x = F.pad(x, (0, padding_to_multiple(w, m), 0, padding_to_multiple(h, m)), mode="replicate")
         if self.converter is not None:
             x = self.converter(x)[-1]
         x = self.deblurrer(x)[:, :, :h, :w]
-        x = torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
-        return x[:, _SWAP_RB].permute(0, 2, 3, 1)
+        x = torch.round(x.clamp(0.0, 1.0) * 255.0)
+        return x[:, _SWAP_RB].permute(0, 2, 3, 1).to(torch.uint8)

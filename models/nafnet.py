@@ -21,6 +21,17 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def padding_to_multiple(size, multiple: int):
+    """How much to add to `size` (an int, or a size traced for ONNX) to reach a multiple of `multiple`.
+
+    A traced size keeps H and W dynamic in the graph; it is computed with a truncating division
+    rather than `%`, so the graph holds only Add/Div/Mul/Sub, which TensorRT parses (it has no Mod).
+    """
+    if isinstance(size, torch.Tensor):
+        return torch.div(size + (multiple - 1), multiple, rounding_mode="trunc") * multiple - size
+    return -size % multiple
+
+
 class LayerNorm2d(nn.Module):
     """Normalise each pixel over its channels (biased variance), then scale and shift per channel.
 
@@ -131,8 +142,7 @@ class NAFNet(nn.Module):
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         h, w = inp.shape[-2], inp.shape[-1]
         m = self.size_multiple
-        # Written with the traced sizes so an ONNX export keeps H and W dynamic.
-        inp = F.pad(inp, (0, (m - w % m) % m, 0, (m - h % m) % m))
+        inp = F.pad(inp, (0, padding_to_multiple(w, m), 0, padding_to_multiple(h, m)))
 
         x = self.intro(inp)
         skips = []
