@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import load_checkpoint
+from blur2blur.models.nafnet import padding_to_multiple
 from blur2blur.train.config import ConverterConfig
 from blur2blur.train.core import RunResult, run
 from blur2blur.train.crops import augment, bgr_to_tensor, pick, random_window, tensor_to_bgr
@@ -132,7 +133,7 @@ def convert(converter: nn.Module, image: torch.Tensor) -> torch.Tensor:
     """G's full-size output for an image of any size (edge-padded to G's multiple and cropped back)."""
     m = converter.size_multiple
     h, w = image.shape[-2:]
-    padded = F.pad(image, (0, (m - w % m) % m, 0, (m - h % m) % m), mode="replicate")
+    padded = F.pad(image, (0, padding_to_multiple(w, m), 0, padding_to_multiple(h, m)), mode="replicate")
     return converter(padded)[-1][..., :h, :w]
 
 

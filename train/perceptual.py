@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blur2blur.models.nafnet import padding_to_multiple
 from blur2blur.models.vgg import load_vgg16_features
 
 PYRAMID_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -56,7 +57,7 @@ class DeblurrerEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         m = self.net.size_multiple
         h, w = x.shape[-2:]
-        x = self.net.intro(F.pad(x, (0, (m - w % m) % m, 0, (m - h % m) % m), mode="replicate"))
+        x = self.net.intro(F.pad(x, (0, padding_to_multiple(w, m), 0, padding_to_multiple(h, m)), mode="replicate"))
         maps = []
         for encoder, down in zip(self.net.encoders, self.net.downs):
             x = encoder(x)
