@@ -73,9 +73,12 @@ def read_bgr(path: str | Path) -> np.ndarray | None:
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write a file under a temporary name, then rename it: a reader never sees half a file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_atomic_png(path: str | Path, image_bgr: np.ndarray) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from blur2blur.errors import UserError
 from blur2blur.export.bundle_info import read_meta, sha256
+from blur2blur.images import write_atomic
 
 log = logging.getLogger(__name__)
 DEFAULT_WORKSPACE_BYTES = 2 << 30
@@ -57,15 +58,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def build_engine(onnx_path: str | Path, input_name: str, shapes: dict, precision: str, gpu_name: str,
                  cache_dir: str | Path | None = None, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES) -> EngineBuild:
     """The engine for `onnx_path` with one optimisation profile (`shapes`: NHWC "min", "opt", "max"),
@@ -87,8 +79,8 @@ def build_engine(onnx_path: str | Path, input_name: str, shapes: dict, precision
     log.info("building the TensorRT %s engine for %s on %s (minutes on a Jetson)", precision, onnx_path.name, gpu_name)
     plan, timing = _build(trt, onnx_path, input_name, shapes, precision, workspace_bytes,
                           timing_path.read_bytes() if timing_path.is_file() else b"")
-    _write_atomic(engine_path, plan)
-    _write_atomic(timing_path, timing)
+    write_atomic(engine_path, plan)
+    write_atomic(timing_path, timing)
     return EngineBuild(engine_path, key, trt.__version__, cached=False)
 
 

@@ -85,17 +85,24 @@ def _stack(options: list):
     return decorate
 
 
+def held_out_options(config_class):
+    """--val-count and --val-size, defaults from `config_class`."""
+    d = config_class()
+    return _stack([
+        click.option("--val-count", default=d.val_count, show_default=True, help="Held-out pairs evaluated."),
+        click.option("--val-size", default=d.val_size, show_default=True,
+                     help="Centre crop of each held-out pair (0: the whole image)."),
+    ])
+
+
 def pair_options(config_class):
     """The data options of trainers that learn from known (blurry, sharp) pairs, defaults from `config_class`."""
-    d = config_class()
     return _stack([
         click.option("--pairs", default="",
                      help="Known-blur pairs (required unless --resume): a folder with blur/ + sharp/, gopro:, "
                           "reds:, rsblur:, b2b: PATH, or synthetic:DOMAIN[?sharp=SRC&size=N] made on the fly."),
         click.option("--val-pairs", help="Held-out pairs to validate on (default: a seeded share of --pairs)."),
-        click.option("--val-count", default=d.val_count, show_default=True, help="Held-out pairs evaluated."),
-        click.option("--val-size", default=d.val_size, show_default=True,
-                     help="Centre crop of each held-out pair (0: the whole image)."),
+        held_out_options(config_class),
         click.option("--rotate", is_flag=True,
                      help="Also turn crops by 90 degrees: for blur in every direction (GoPro), "
                           "not for a directional known blur."),
@@ -207,9 +214,7 @@ def kernel(ctx, **options):
 @click.option("--val-pairs",
               help="Paired images of the camera to validate on: PSNR/SSIM of the deblurrer alone and after G, and "
                    "best.pt. Without: the discriminator's view and a no-reference sharpness; keep last.pt.")
-@click.option("--val-count", default=ConverterConfig.val_count, show_default=True, help="Held-out pairs evaluated.")
-@click.option("--val-size", default=ConverterConfig.val_size, show_default=True,
-              help="Centre crop of each held-out pair (0: the whole image).")
+@held_out_options(ConverterConfig)
 @click.option("--arch", default=ConverterConfig.arch, show_default=True,
               help="G: mimo-unet-tiny, mimo-unet-small (CPU); mimo-unet (the paper's, 6.8 M).")
 @click.option("--critic", default=ConverterConfig.critic, show_default=True,

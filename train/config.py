@@ -73,6 +73,12 @@ class RunConfig:
             raise UserError("--out: give a run folder")
 
 
+def check_held_out(count: int, size: int) -> None:
+    """--val-count and --val-size are counts and sizes: 0 or more."""
+    if count < 0 or size < 0:
+        raise UserError("--val-count and --val-size must be 0 or more")
+
+
 @dataclass
 class PairConfig(RunConfig):
     """A run that learns from pairs: `--pairs`, validated on `--val-pairs` or a held-out share of them."""
@@ -89,8 +95,7 @@ class PairConfig(RunConfig):
         super().check()
         if not self.pairs:
             raise UserError("--pairs: give the known-blur pairs to train on (or --resume a run)")
-        if self.val_count < 0 or self.val_size < 0:
-            raise UserError("--val-count and --val-size must be 0 or more")
+        check_held_out(self.val_count, self.val_size)
         if self.resume:
             return
         if self.init and not Path(self.init).is_file():
@@ -183,8 +188,7 @@ class ConverterConfig(RunConfig):
             raise UserError(f"--perceptual {self.perceptual}: choose one of {', '.join(PERCEPTUAL)}")
         if self.perceptual == "kernel" and not self.kernel:
             raise UserError("--perceptual kernel needs the kernel extractor: give --kernel CKPT")
-        if self.val_count < 0 or self.val_size < 0:
-            raise UserError("--val-count and --val-size must be 0 or more")
+        check_held_out(self.val_count, self.val_size)
         if self.crop % 4:
             raise UserError(f"--crop {self.crop}: the converter needs a multiple of 4 (it works at 1/2 and 1/4 size)")
         if not self.critic_lr > 0:

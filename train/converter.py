@@ -181,10 +181,14 @@ class ConverterTask:
         self.model = create_model(config.arch)  # the identity at first (see models/mimo_unet.py)
         self.critic = create_model(config.critic)
         self.critic_lr = config.critic_lr
+        self._device = torch.device("cpu")  # where the frozen networks are
 
     def _frozen_to(self, device: torch.device) -> None:
-        self.deblurrer.to(device)
-        self.perceptual.to(device)
+        """The frozen deblurrer and features on the training device (moved on first use only)."""
+        if self._device != device:
+            self.deblurrer.to(device)
+            self.perceptual.to(device)
+            self._device = device
 
     def critic_loss(self, critic: nn.Module, model: nn.Module, batch: list[torch.Tensor]):
         blurry, real = batch
