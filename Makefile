@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 OUT ?= demo_out
 DEMO_STEPS ?= 2000
 
+# The hand-pose app's model, where b2b-run looks for it (fetched, or built from PyPI's mediapipe 0.10.21 wheel).
+HAND_MODEL := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/blur2blur/mediapipe/hand_landmarker.task
+
 .PHONY: setup demo test clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(HAND_MODEL)
 
 # torch==2.13.0 first (a CPU wheel here), then the project with every extra that installs on this machine.
 $(VENV)/.installed: pyproject.toml
@@ -16,6 +19,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[runtime,train,export,handpose,dev]'
 	touch $@
+
+$(HAND_MODEL): | $(VENV)/.installed
+	$(BIN)/b2b-run fetch-hand-model
 
 # The main job end to end on the CPU: synthesize known blur, train a tiny deblurrer, export, deblur a video.
 demo: setup

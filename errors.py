@@ -18,12 +18,18 @@ def one_line(err: BaseException) -> str:
     return " ".join(str(err).split())
 
 
-def run_cli(command: click.Command, argv: list[str] | None = None) -> None:
-    """Run a click command: errors become one line on stderr and a non-zero exit; `--debug` shows tracebacks."""
+def run_cli(command: click.Command, argv: list[str] | None = None,
+            subcommands: dict[str, click.Command] | None = None) -> None:
+    """Run a click command: errors become one line on stderr and a non-zero exit; `--debug` shows tracebacks.
+
+    A first word naming one of `subcommands` (`b2b-export inspect ...`) runs that command instead.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
+    if argv and argv[0] in (subcommands or {}):
+        command = subcommands[argv.pop(0)]
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     # OpenCV's own warnings (undecodable files, absent cameras) would repeat our one-line errors.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "WARNING" if debug else "OFF")

@@ -1,10 +1,12 @@
-"""Frame consumers: an app sees the original and the restored frame, draws an output frame and may emit records.
+"""Frame consumers: an app sees the original and the restored frame, draws an output frame and may emit a record.
 
-Apps are found by name in the `blur2blur.apps` entry-point group, so other packages can add their own.
+Apps are found by name in the `blur2blur.apps` entry-point group, so other packages can add their own: a class
+(or factory) taking the app's keyword options, with `process` and `close` as in `App`.
 """
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from typing import Protocol
 
@@ -16,8 +18,11 @@ GROUP = "blur2blur.apps"
 
 
 class App(Protocol):
-    def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, list[dict]]:
-        """Return the frame to show/write and the records (JSON-serialisable dicts) for this frame."""
+    def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, dict | None]:
+        """The frame to show and write, and this frame's record (a JSON-serialisable dict) or None.
+
+        Timestamps increase strictly from frame to frame.
+        """
         ...
 
     def close(self) -> None: ...
@@ -28,8 +33,15 @@ def app_names() -> list[str]:
 
 
 def load_app(name: str, **options: object) -> App:
-    """Instantiate the app registered under `name`; one-line error listing the known ones otherwise."""
+    """Instantiate the app registered under `name` with `options`; one-line errors for an unknown app or an
+    option it does not take (options given as None are left out)."""
     found = [ep for ep in entry_points(group=GROUP) if ep.name == name]
     if not found:
         raise UserError(f"--app {name}: unknown app; choose one of {', '.join(app_names())}")
-    return found[0].load()(**options)
+    factory = found[0].load()
+    options = {key: value for key, value in options.items() if value is not None}
+    accepted = inspect.signature(factory).parameters
+    for key in options:
+        if key not in accepted:
+            raise UserError(f"--{key.replace('_', '-')}: the {name} app takes no such option")
+    return factory(**options)

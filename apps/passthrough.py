@@ -6,8 +6,8 @@ import numpy as np
 
 
 class PassThrough:
-    def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, list[dict]]:
-        return restored, []
+    def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, None]:
+        return restored, None
 
     def close(self) -> None:
         pass

@@ -12,9 +12,17 @@ def label(frame: np.ndarray, text: str) -> np.ndarray:
     return frame
 
 
+def side_by_side(original: np.ndarray, shown: np.ndarray, text: str = "blur2blur") -> np.ndarray:
+    """`original` | `shown`, labelled; `shown` is scaled to the original's height if it differs."""
+    if shown.shape[0] != original.shape[0]:
+        width = round(shown.shape[1] * original.shape[0] / shown.shape[0])
+        shown = cv2.resize(shown, (width, original.shape[0]), interpolation=cv2.INTER_AREA)
+    return np.hstack([label(original.copy(), "input"), label(shown.copy(), text)])
+
+
 class SideBySide:
-    def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, list[dict]]:
-        return np.hstack([label(original.copy(), "input"), label(restored.copy(), "blur2blur")]), []
+    def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, None]:
+        return side_by_side(original, restored), None
 
     def close(self) -> None:
         pass

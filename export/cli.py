@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from blur2blur.errors import UserError, run_cli
@@ -81,10 +79,4 @@ def inspect_command(bundle):
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    words = [arg for arg in argv if arg != "--debug"]
-    if words[:1] == ["inspect"]:
-        argv.remove("inspect")
-        run_cli(inspect_command, argv)
-    else:
-        run_cli(export_command, argv)
+    run_cli(export_command, argv, {"inspect": inspect_command})

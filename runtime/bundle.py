@@ -13,6 +13,15 @@ ONNX_NAMES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}
 
 
 @dataclass(frozen=True)
+class Profile:
+    """Height x width bounds and the largest batch (meta.json's min/max shapes)."""
+
+    min: tuple[int, int]
+    max: tuple[int, int]
+    batch: int
+
+
+@dataclass(frozen=True)
 class Bundle:
     path: Path
     meta: dict
@@ -28,6 +37,14 @@ class Bundle:
     @property
     def precisions(self) -> list[str]:
         return [p for p, name in ONNX_NAMES.items() if (self.path / name).is_file()]
+
+    @property
+    def profile(self) -> Profile | None:
+        """The frame sizes and batch the bundle was exported and verified for; None when it records none."""
+        shapes = self.meta.get("shapes")
+        if not shapes:
+            return None
+        return Profile(tuple(shapes["min"][1:3]), tuple(shapes["max"][1:3]), int(shapes["max"][0]))
 
 
 def open_bundle(path: str | Path) -> Bundle:

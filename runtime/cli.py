@@ -1,4 +1,5 @@
-"""b2b-run: stream a camera, video or image folder through an export bundle into an app."""
+"""b2b-run: stream a camera, stream, video or image folder through an export bundle into an app;
+`b2b-run fetch-hand-model` provisions the hand-pose app's model."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import signal
 
 import click
 
-from blur2blur.errors import run_cli
+from blur2blur.errors import UserError, run_cli
 
 log = logging.getLogger("blur2blur")
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def stop_on_sigterm() -> None:
@@ -20,28 +22,50 @@ def stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-@click.command(name="b2b-run", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(name="b2b-run", context_settings=CONTEXT)
 @click.option("--bundle", required=True, type=click.Path(), help="Export bundle folder made by b2b-export.")
-@click.option("--camera", help="Camera: a V4L2 device path (/dev/video0) or an index (0).")
-@click.option("--video", type=click.Path(), help="Video file to deblur (every frame is processed).")
-@click.option("--images", type=click.Path(), help="Folder of images to deblur, in name order.")
-@click.option("--size", help="Camera resolution WIDTHxHEIGHT, e.g. 1280x720.")
-@click.option("--fps", type=float, help="Camera frame rate to ask for.")
-@click.option("--output", type=click.Path(), help="Write the app's frames: a video (.mp4) or a folder of PNGs.")
-@click.option("--app", "app_name", default="none", show_default=True, help="What consumes the restored frames (none, side-by-side, ...).")
-@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
-              help="Inference engine; auto: ONNX Runtime on the best provider present (CUDA, else CPU).")
-@click.option("--stats", type=click.Path(), help="Write the timing report as JSON to this file.")
-@click.option("--records", type=click.Path(), help="Write the app's records as JSON lines to this file.")
+@click.option("--camera", help="Camera: a V4L2 device path (/dev/video0) or an index (0). Live: drops frames when behind.")
+@click.option("--camera-format", default="MJPG", show_default=True, type=click.Choice(["MJPG", "YUYV"]),
+              help="Camera pixel format; MJPG keeps USB cameras at full frame rate at HD sizes.")
+@click.option("--size", metavar="WxH", help="Camera resolution WIDTHxHEIGHT, e.g. 1280x720.")
+@click.option("--fps", type=click.FloatRange(min=1), help="Camera frame rate to ask for.")
+@click.option("--url", help="RTSP or HTTP stream (through OpenCV's FFmpeg). Live: drops frames when behind.")
+@click.option("--video", type=click.Path(), help="Video file (every frame is processed, none dropped).")
+@click.option("--images", type=click.Path(), help="Folder of images, in natural name order (none dropped).")
+@click.option("--loop", is_flag=True, help="Start --video or --images again at the end (until Ctrl-C or --max-frames).")
+@click.option("--reconnect", is_flag=True, help="Reopen a camera or stream that stops, with backoff (else the run ends).")
+@click.option("--output", type=click.Path(), help="Write the shown frames: a video (.mp4, ...) or a folder of PNGs.")
+@click.option("--side-by-side", is_flag=True, help="Show and write the input beside the app's frame.")
 @click.option("--headless", is_flag=True, help="No window (automatic where no display exists).")
+@click.option("--app", "app_name", default="none", show_default=True,
+              help="What consumes the restored frames: none, side-by-side, handpose, or an installed plug-in.")
+@click.option("--hand-model", type=click.Path(), help="handpose: hand_landmarker.task [default: $B2B_HAND_MODEL, "
+              "else the one `b2b-run fetch-hand-model` put in ~/.cache/blur2blur].")
+@click.option("--records", type=click.Path(), help="Write the app's records, one JSON line per frame.")
+@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "tensorrt", "onnxruntime"]),
+              help="auto: TensorRT where it imports with a GPU (the engine is built on first use and cached), "
+                   "else ONNX Runtime on the best provider present.")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16"]),
+              help="Which graph: auto is the bundle's for TensorRT, fp16 on ONNX Runtime's CUDA and fp32 on its CPU.")
+@click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Frames per inference (up to the bundle's --batch); live sources take what is waiting.")
+@click.option("--stats", type=click.Path(), help="Write the timing report as JSON to this file.")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
-def main_command(bundle, camera, video, images, size, fps, output, app_name, backend, stats, records, headless, max_frames):
+def main_command(bundle, camera, camera_format, size, fps, url, video, images, loop, reconnect, output, side_by_side,
+                 headless, app_name, hand_model, records, backend, precision, batch, stats, max_frames):
     """Deblur frames with a blur2blur bundle and feed them to an app.
+
+    Capture, inference and the app run on their own threads. Frames outside the bundle's shapes are brought
+    inside: larger ones are shrunk to fit and the result scaled back, smaller ones edge-padded and the padding
+    cropped. Ctrl-C or SIGTERM stops the run and leaves every output complete. The run ends with a timing
+    report (per stage p50/p95 ms, frames/s, dropped and corrupt frames).
 
     \b
     Examples:
-      b2b-run --bundle bundle --video in.mp4 --output out.mp4 --headless
-      b2b-run --bundle bundle --camera /dev/video0 --app side-by-side
+      b2b-run --bundle bundle --camera /dev/video0 --app handpose
+      b2b-run --bundle bundle --video in.mp4 --output out.mp4 --side-by-side --headless --stats timing.json
+      b2b-run --bundle bundle --url rtsp://camera.local/stream --reconnect --app handpose --records hands.jsonl
+      b2b-run fetch-hand-model        (the hand-pose model, into ~/.cache/blur2blur)
     Add --debug to any command for a traceback on errors.
     """
     from blur2blur.apps import load_app
@@ -53,25 +77,57 @@ def main_command(bundle, camera, video, images, size, fps, output, app_name, bac
     from blur2blur.runtime.sources import open_source
 
     loaded = open_bundle(bundle)
+    profile = loaded.profile
+    if profile and batch > profile.batch:
+        raise UserError(f"--batch {batch}: the bundle takes at most {profile.batch} frames at a time "
+                        f"(export it with --batch {batch})")
     stats_path = writable_file(stats, "--stats") if stats else None
     records_path = writable_file(records, "--records") if records else None
-    source = open_source(camera, video, images, parse_frame_size(size, "--size") if size else None, fps)
-    sinks = [open_output(output, source.fps)] if output else []
-    if not headless and display_available():
-        sinks.append(WindowSink())
-    app = load_app(app_name)
-    engine = open_engine(loaded, backend)
+    frame_size = parse_frame_size(size, "--size") if size else None
+    source = open_source(camera, video, images, url, frame_size, fps, camera_format, loop, reconnect)
+    opened = [source]  # closed here if the run cannot start; once it runs, the pipeline closes them
+    try:
+        sinks = [open_output(output, source.fps)] if output else []
+        if not headless and display_available():
+            sinks.append(WindowSink())
+        engine = open_engine(loaded, backend, precision)
+        opened.append(engine)
+        app = load_app(app_name, hand_model=hand_model)
+    except BaseException:
+        for part in opened:
+            part.close()
+        raise
     if not sinks and not records and not stats:
         log.info("no --output, --records or --stats and no window: frames are restored and discarded")
-    log.info("%s -> %s -> %s", f"{source.kind} {source.spec}", engine.name, app_name)
+    log.info("%s %s -> %s -> %s", source.kind, source.spec, engine.name, app_name)
     stop_on_sigterm()
-    report = pipeline.run(source, engine, app, sinks, records_path, max_frames)
+    try:
+        report = pipeline.run(source, engine, app, sinks, records_path, max_frames, batch=batch, profile=profile,
+                              side_by_side=side_by_side)
+    finally:
+        engine.close()
     click.echo(pipeline.format_report(report))
     if stats_path:
         write_atomic(stats_path, (json.dumps(report, indent=2) + "\n").encode())
-    if output:
-        click.echo(f"wrote {output}")
+    for path in (output, records):
+        if path:
+            click.echo(f"wrote {path}")
+
+
+@click.command(name="b2b-run fetch-hand-model", context_settings=CONTEXT)
+@click.option("--out", type=click.Path(), help="Where to write hand_landmarker.task [default: ~/.cache/blur2blur/...].")
+@click.option("--force", is_flag=True, help="Fetch it again even if it is there.")
+def fetch_command(out, force):
+    """Provision MediaPipe's hand_landmarker.task for --app handpose.
+
+    Downloads the official model (or from $B2B_HAND_MODEL_URL); where that fails, builds the same model from the
+    two networks inside PyPI's mediapipe 0.10.21 wheel, checked by sha256.
+    """
+    from blur2blur.apps.hand_model import fetch_hand_model
+
+    path, origin = fetch_hand_model(out, force)
+    click.echo(f"hand model {path}: {origin}")
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_cli(main_command, argv)
+    run_cli(main_command, argv, {"fetch-hand-model": fetch_command})

@@ -1,4 +1,9 @@
-"""Engines turn a batch of frames (uint8 N x H x W x 3 BGR) into restored frames of the same shape."""
+"""Engines turn a batch of frames (uint8 N x H x W x 3 BGR) into restored frames of the same shape.
+
+The pipeline knows only `Engine`: `submit(frames)` starts a batch and returns a `Pending` whose `result()` waits
+for it; up to `depth` batches may be in flight, so an engine with its own stream (TensorRT) overlaps the copies
+of one batch with the compute of the next.
+"""
 
 from __future__ import annotations
 
@@ -13,40 +18,90 @@ from blur2blur.runtime.bundle import Bundle
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
+PRECISIONS = ("auto", "fp32", "fp16")
+
+
+class Pending(Protocol):
+    def result(self) -> np.ndarray:
+        """Wait for the batch; uint8 N x H x W x 3 BGR that the caller owns."""
+        ...
 
 
 class Engine(Protocol):
     name: str
+    depth: int  # batches the pipeline may keep in flight
 
-    def infer(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 N x H x W x 3 BGR in, the same out."""
+    def submit(self, frames: np.ndarray) -> Pending:
+        """Start restoring C-contiguous uint8 N x H x W x 3 BGR frames inside the bundle's shape bounds."""
         ...
+
+    def close(self) -> None: ...
+
+
+class Done:
+    """A batch that finished when it was submitted."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.frames = frames
+
+    def result(self) -> np.ndarray:
+        return self.frames
+
+
+def infer(engine: Engine, frames: np.ndarray) -> np.ndarray:
+    """Restore one batch and wait for it."""
+    return engine.submit(np.ascontiguousarray(frames)).result()
 
 
 class OnnxRuntimeEngine:
-    """The fused graph in ONNX Runtime, on the best provider this machine has."""
+    """The fused graph in ONNX Runtime on the given providers (default: CUDA where present, else the CPU)."""
+
+    depth = 1  # session.run is synchronous
 
     def __init__(self, onnx_path: Path, providers: list[str] | None = None) -> None:
         import onnxruntime as ort
 
-        available = ort.get_available_providers()
-        if providers is None:
-            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers or best_providers())
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"onnxruntime ({self.session.get_providers()[0]}, {Path(onnx_path).name})"
 
-    def infer(self, frames: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(frames)})[0]
+    def submit(self, frames: np.ndarray) -> Done:
+        return Done(self.session.run(None, {self.input_name: frames})[0])
+
+    def close(self) -> None:
+        self.session = None
 
 
-def open_engine(bundle: Bundle, backend: str = "auto") -> Engine:
-    """The engine for a bundle (ONNX Runtime with the best provider present)."""
+def best_providers() -> list[str]:
+    """ONNX Runtime's providers present here, fastest first (CUDA, then the CPU)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") -> Engine:
+    """The engine for a bundle. `auto`: TensorRT where it imports with a CUDA binding and a GPU, else ONNX Runtime.
+
+    `precision` auto: the bundle's own for TensorRT; for ONNX Runtime fp16 on CUDA and fp32 on the CPU, where
+    ONNX Runtime computes FP16 nodes in FP32 and gains nothing from the FP16 graph.
+    """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
-    if backend == "tensorrt":
-        # The TensorRT executor arrives with the runtime issue; until then `auto` means ONNX Runtime.
-        raise UserError("--backend tensorrt: not available in this version yet; use --backend onnxruntime")
-    return OnnxRuntimeEngine(bundle.onnx_path("fp32"))
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if backend in ("auto", "tensorrt"):
+        from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is None:
+            return TensorRTEngine(bundle, None if precision == "auto" else precision)
+        if backend == "tensorrt":
+            raise UserError(f"--backend tensorrt: {reason}; or use --backend onnxruntime")
+        log.debug("not TensorRT: %s", reason)
+    providers = best_providers()
+    if precision == "auto":
+        precision = "fp16" if providers[0] == "CUDAExecutionProvider" and "fp16" in bundle.precisions else "fp32"
+    return OnnxRuntimeEngine(bundle.onnx_path(precision), providers)

@@ -1,102 +1,301 @@
-"""The streaming loop: source -> engine -> app -> sinks, every stage timed."""
+"""The streaming pipeline: capture, inference, and app + sinks on their own threads, joined by bounded queues.
+
+Live sources (cameras, streams) drop their oldest waiting frame when inference falls behind, so latency stays
+bounded; files and folders never drop. The app and the sinks run on the calling (main) thread, where OpenCV's
+window and Ctrl-C live. Every stage is timed per frame.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import queue
+import signal
+import threading
 import time
-from collections import defaultdict
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from blur2blur.apps import App
+from blur2blur.apps.side_by_side import side_by_side as compose_side_by_side
+from blur2blur.runtime.bundle import Profile
 from blur2blur.runtime.engines import Engine
+from blur2blur.runtime.fit import ProfileFit
 from blur2blur.runtime.sinks import FrameSink
 from blur2blur.runtime.sources import FrameSource
 
 log = logging.getLogger(__name__)
-STAGES = ("capture", "infer", "app", "write")
+STAGES = ("capture", "infer", "app", "write", "latency")  # latency: from capture to written, per frame
+POLL_SECONDS = 0.1  # how often a blocked stage looks whether the run is stopping
+JOIN_SECONDS = 5.0
+
+
+@dataclass
+class Item:
+    """A frame on its way through the pipeline."""
+
+    index: int
+    frame: np.ndarray
+    timestamp_ms: int
+    captured: float  # perf_counter() when read
+    capture_s: float
+    restored: np.ndarray | None = None
+    infer_s: float = 0.0
+
+
+END = None  # what a stage puts on its queue after its last item
+
+
+class Pipeline:
+    def __init__(self, source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink],
+                 records_path: Path | None = None, max_frames: int | None = None, batch: int = 1,
+                 profile: Profile | None = None, side_by_side: bool = False, progress: bool = True) -> None:
+        self.source, self.engine, self.app, self.sinks = source, engine, app, list(sinks)
+        self.records_path, self.max_frames, self.batch = records_path, max_frames, batch
+        self.side_by_side, self.progress = side_by_side, progress
+        self.fit = ProfileFit(profile)
+        # Live: at most one batch waits, so a frame is at most one batch old when inference takes it.
+        self.captured: queue.Queue = queue.Queue(maxsize=batch if source.live else 2 * batch)
+        self.restored: queue.Queue = queue.Queue(maxsize=2 * batch)
+        self.stopping = threading.Event()
+        self.errors: list[BaseException] = []
+        self.dropped = 0
+        self.samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    # -- queues: blocking operations that give up when the run stops
+    def put(self, q: queue.Queue, item: Item | None) -> bool:
+        while not self.stopping.is_set():
+            try:
+                q.put(item, timeout=POLL_SECONDS)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def get(self, q: queue.Queue) -> Item | None:
+        while not self.stopping.is_set():
+            try:
+                return q.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                pass
+        return END
+
+    def put_dropping_oldest(self, item: Item) -> None:
+        while True:
+            try:
+                self.captured.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    self.captured.get_nowait()
+                    self.dropped += 1
+                except queue.Empty:
+                    pass
+
+    def fail(self, err: BaseException) -> None:
+        self.errors.append(err)
+        self.stopping.set()
+
+    # -- stage 1: capture
+    def capture_loop(self, start: float) -> None:
+        source, index = self.source, 0
+        frames = iter(source)
+        try:
+            while not self.stopping.is_set():
+                if not source.live and self.max_frames is not None and index >= self.max_frames:
+                    break
+                begin = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                now = time.perf_counter()
+                # Live frames carry their capture time; file frames their place in the file.
+                stamp = (now - start) * 1000 if source.live else index * 1000 / source.fps
+                item = Item(index, frame, int(stamp), now, now - begin)
+                if source.live:
+                    self.put_dropping_oldest(item)
+                elif not self.put(self.captured, item):
+                    break
+                index += 1
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.fail(err)
+        self.put(self.captured, END)
+
+    # -- stage 2: inference
+    def next_batch(self, held: Item | None, ended: bool, wait: bool) -> tuple[list[Item], bool, Item | None]:
+        """Up to `batch` frames of one size: (items, source ended, an item of another size kept for later).
+
+        A file waits for a full batch; a live source takes only the frames already there (no added latency).
+        Without `wait`, returns at once when no frame is waiting.
+        """
+        if ended:
+            return ([held] if held is not None else []), True, None
+        if held is not None:
+            first = held
+        elif wait:
+            first = self.get(self.captured)
+        else:
+            try:
+                first = self.captured.get_nowait()
+            except queue.Empty:
+                return [], False, None
+        if first is END:
+            return [], True, None
+        items = [first]
+        while len(items) < self.batch:
+            if self.source.live:
+                try:
+                    item = self.captured.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                item = self.get(self.captured)
+            if item is END:
+                return items, True, None
+            if item.frame.shape != first.frame.shape:
+                return items, False, item
+            items.append(item)
+        return items, False, None
+
+    def infer_loop(self) -> None:
+        pending: deque = deque()
+        held, ended = None, False
+        try:
+            while not self.stopping.is_set():
+                if (not ended or held is not None) and len(pending) < self.engine.depth:
+                    items, ended, held = self.next_batch(held, ended, wait=not pending)
+                    if items:
+                        frames, restore = self.fit.prepare(np.stack([item.frame for item in items]))
+                        pending.append((items, restore, time.perf_counter(), self.engine.submit(frames)))
+                        continue
+                if not pending:
+                    if ended and held is None:
+                        break
+                    continue
+                items, restore, submitted, batch = pending.popleft()
+                restored = restore(batch.result())
+                seconds = time.perf_counter() - submitted
+                for item, frame in zip(items, restored):
+                    item.restored, item.infer_s = frame, seconds
+                    if not self.put(self.restored, item):
+                        return
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.fail(err)
+        self.put(self.restored, END)
+
+    # -- stage 3, on the calling thread: app and sinks
+    def run(self) -> dict:
+        """Run until the source ends, `max_frames` frames are out, Ctrl-C/SIGTERM, or an error (raised here).
+
+        A stop leaves every output complete and playable; an error discards outputs that cannot be trusted.
+        """
+        from tqdm import tqdm
+
+        start = time.perf_counter()
+        workers = [threading.Thread(target=self.capture_loop, args=(start,), name="capture", daemon=True),
+                   threading.Thread(target=self.infer_loop, name="inference", daemon=True)]
+        for worker in workers:
+            worker.start()
+        records = open(self.records_path, "w") if self.records_path else None
+        total = self.source.frame_count
+        if self.max_frames is not None:
+            total = min(total, self.max_frames) if total else self.max_frames
+        bar = tqdm(desc="frames", unit="f", total=total, disable=not self.progress, leave=False)
+        frames, interrupted, last_stamp = 0, False, -1
+        try:
+            while self.max_frames is None or frames < self.max_frames:
+                item = self.get(self.restored)
+                if item is END:
+                    break
+                begin = time.perf_counter()
+                last_stamp = max(item.timestamp_ms, last_stamp + 1)  # video-mode apps need increasing stamps
+                shown, record = self.app.process(item.frame, item.restored, last_stamp)
+                if self.side_by_side:
+                    shown = compose_side_by_side(item.frame, shown)
+                processed = time.perf_counter()
+                for sink in self.sinks:
+                    sink.write(shown)
+                if records is not None and record is not None:
+                    records.write(json.dumps({"frame": item.index, "timestamp_ms": last_stamp, **record}) + "\n")
+                written = time.perf_counter()
+                for stage, seconds in zip(STAGES, (item.capture_s, item.infer_s, processed - begin,
+                                                    written - processed, written - item.captured)):
+                    self.samples[stage].append(seconds)
+                frames += 1
+                bar.update()
+                if self.source.live and self.dropped:
+                    bar.set_postfix(dropped=self.dropped, refresh=False)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.info("stopping: interrupted after %d frames", frames)
+        except BaseException as err:
+            self.errors.append(err)
+        seconds = time.perf_counter() - start
+        self.finish(workers, records, bar, complete=not self.errors)
+        if self.errors:
+            raise self.errors[0]
+        report = summarise(self.samples, frames, seconds)
+        report.update(source=f"{self.source.kind}:{self.source.spec}", engine=self.engine.name, batch=self.batch,
+                      dropped=self.dropped, skipped_corrupt=self.source.skipped, reconnects=self.source.reopened,
+                      resized=self.fit.resized, padded=self.fit.padded, interrupted=interrupted)
+        return report
+
+    def finish(self, workers: list[threading.Thread], records, bar, complete: bool) -> None:
+        """Stop the stages and close everything; a second Ctrl-C while closing cannot cut a file short."""
+        main = threading.current_thread() is threading.main_thread()
+        saved = [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
+        try:
+            self.stopping.set()
+            self.source.stop()
+            for worker in workers:
+                worker.join(JOIN_SECONDS)
+            bar.close()
+            if not workers[0].is_alive():  # a camera stuck in a read is left to the process exit
+                self.source.close()
+            self.app.close()
+            if records is not None:
+                records.close()
+            for sink in self.sinks:
+                sink.close(complete=complete)
+        finally:
+            for sig, handler in saved:
+                signal.signal(sig, handler)
+
+
+def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], records_path: Path | None = None,
+        max_frames: int | None = None, progress: bool = True, batch: int = 1, profile: Profile | None = None,
+        side_by_side: bool = False) -> dict:
+    """Restore the frames of `source` through `engine` into `app` and `sinks`; return the timing report."""
+    return Pipeline(source, engine, app, sinks, records_path, max_frames, batch, profile, side_by_side,
+                    progress).run()
 
 
 def summarise(samples: dict[str, list[float]], frames: int, seconds: float) -> dict:
     """Per-stage p50/p95/mean in milliseconds, and the overall frame rate."""
     stages = {}
     for stage in STAGES:
-        values = np.asarray(samples.get(stage, [0.0])) * 1000.0
-        stages[stage] = {
-            "p50_ms": round(float(np.percentile(values, 50)), 3),
-            "p95_ms": round(float(np.percentile(values, 95)), 3),
-            "mean_ms": round(float(values.mean()), 3),
-        }
-    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2) if seconds else 0.0, "stages": stages}
-
-
-def run(
-    source: FrameSource,
-    engine: Engine,
-    app: App,
-    sinks: Sequence[FrameSink],
-    records_path: Path | None = None,
-    max_frames: int | None = None,
-    progress: bool = True,
-) -> dict:
-    """Restore every frame of `source` and hand it to `app` and `sinks`; return the timing report.
-
-    Ctrl-C ends the run early and keeps the outputs playable; an error discards unfinished outputs.
-    """
-    from tqdm import tqdm
-
-    samples: dict[str, list[float]] = defaultdict(list)
-    frames = 0
-    interrupted = finished = False
-    start = time.perf_counter()
-    records = open(records_path, "w") if records_path else None
-    bar = tqdm(desc="frames", unit="f", disable=not progress, leave=False)
-    iterator = iter(source)
-    try:
-        while max_frames is None or frames < max_frames:
-            t0 = time.perf_counter()
-            frame = next(iterator, None)
-            if frame is None:
-                break
-            t1 = time.perf_counter()
-            restored = engine.infer(frame[None])[0]
-            t2 = time.perf_counter()
-            shown, frame_records = app.process(frame, restored, int(frames * 1000 / source.fps))
-            t3 = time.perf_counter()
-            for sink in sinks:
-                sink.write(shown)
-            if records is not None:
-                for record in frame_records:
-                    records.write(json.dumps({"frame": frames, **record}) + "\n")
-            t4 = time.perf_counter()
-            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
-                samples[stage].append(seconds)
-            frames += 1
-            bar.update()
-        finished = True
-    except KeyboardInterrupt:
-        interrupted = finished = True
-        log.info("stopping: interrupted after %d frames", frames)
-    finally:
-        bar.close()
-        for closeable in (source, app, *([records] if records else [])):
-            closeable.close()
-        for sink in sinks:
-            sink.close(complete=finished)
-    report = summarise(samples, frames, time.perf_counter() - start)
-    report.update(source=f"{source.kind}:{source.spec}", engine=engine.name, dropped=0,
-                  skipped_corrupt=source.skipped, interrupted=interrupted)
-    return report
+        values = np.asarray(samples.get(stage) or [0.0]) * 1000.0
+        stages[stage] = {"p50_ms": round(float(np.percentile(values, 50)), 3),
+                         "p95_ms": round(float(np.percentile(values, 95)), 3),
+                         "mean_ms": round(float(values.mean()), 3)}
+    return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2) if seconds else 0.0,
+            "stages": stages}
 
 
 def format_report(report: dict) -> str:
     """The timing report as a small table."""
     lines = [f"{report['frames']} frames in {report['seconds']:.2f} s = {report['fps']:.2f} frames/s "
-             f"({report['engine']}); dropped {report['dropped']}, skipped corrupt {report['skipped_corrupt']}",
-             f"{'stage':<8} {'p50 ms':>9} {'p95 ms':>9}"]
+             f"({report['engine']}, batch {report['batch']}); dropped {report['dropped']}, "
+             f"skipped corrupt {report['skipped_corrupt']}"]
+    if report.get("reconnects"):
+        lines.append(f"reconnected {report['reconnects']} times")
+    if report.get("resized") or report.get("padded"):
+        lines.append(f"outside the bundle's shapes: {report['resized']} frames resized, {report['padded']} padded")
+    lines.append(f"{'stage':<8} {'p50 ms':>9} {'p95 ms':>9}")
     for stage, figures in report["stages"].items():
         lines.append(f"{stage:<8} {figures['p50_ms']:>9.2f} {figures['p95_ms']:>9.2f}")
     return "\n".join(lines)

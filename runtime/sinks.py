@@ -13,6 +13,7 @@ from blur2blur.errors import UserError
 from blur2blur.images import is_video, write_atomic_png
 
 log = logging.getLogger(__name__)
+FOURCC = "mp4v"  # in every OpenCV wheel; H.264 encoders are not
 
 
 class FrameSink:
@@ -41,7 +42,7 @@ class VideoFileSink(FrameSink):
         size = (frame.shape[1], frame.shape[0])
         if self.writer is None:
             self.size = size
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, size)
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
             if not self.writer.isOpened():
                 raise UserError(f"--output {self.path}: OpenCV cannot write this video; try a .mp4 or a folder")
         if size != self.size:
@@ -119,4 +120,14 @@ def open_output(output: str, fps: float) -> FrameSink:
         raise UserError(f"--output {output}: cannot create {folder} ({err.strerror})") from None
     if not os.access(folder, os.W_OK):
         raise UserError(f"--output {output}: {folder} is not writable")
-    return VideoFileSink(path, fps) if path.suffix else ImageFolderSink(path)
+    if not path.suffix:
+        return ImageFolderSink(path)
+    # The frame size is known only at the first frame; a probe now proves that OpenCV can encode this format here.
+    probe = path.with_name(f".{path.stem}.probe{path.suffix}")
+    writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*FOURCC), fps, (64, 64))
+    opened = writer.isOpened()
+    writer.release()
+    probe.unlink(missing_ok=True)
+    if not opened:
+        raise UserError(f"--output {output}: OpenCV cannot write {path.suffix} video here; try .mp4 or a folder")
+    return VideoFileSink(path, fps)

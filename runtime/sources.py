@@ -1,10 +1,16 @@
-"""FrameSource: every camera, video file and image folder as one iterator of uint8 BGR frames."""
+"""FrameSource: every camera, stream, video file and image folder as one iterator of uint8 BGR frames.
+
+Cameras and streams are `live`: the pipeline drops their oldest frame when it falls behind. Files and folders
+are not: every frame is processed.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -13,43 +19,102 @@ from blur2blur.errors import UserError
 from blur2blur.images import is_image, natural_key, read_bgr
 
 log = logging.getLogger(__name__)
+CAMERA_FORMATS = ("MJPG", "YUYV")
+BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 5.0)  # waits between reopening attempts; the last one repeats
+DEFAULT_FPS = 25.0
 
 
 class FrameSource:
-    """Frames from a camera (`live`: may drop when behind), a video file or an image folder (never drop)."""
+    """Frames from somewhere; `skipped` counts corrupt frames and unreadable images, `reopened` reconnections."""
 
-    def __init__(self, kind: str, spec: str, live: bool, fps: float) -> None:
-        self.kind, self.spec, self.live, self.fps = kind, spec, live, fps
-        self.skipped = 0  # corrupt frames or unreadable images, counted
+    def __init__(self, kind: str, spec: str, live: bool, fps: float, frame_count: int | None = None) -> None:
+        self.kind, self.spec, self.live, self.fps, self.frame_count = kind, spec, live, fps, frame_count
+        self.skipped = self.reopened = 0
+        self.stopping = threading.Event()  # set by stop(): ends the iteration, also during a reconnect wait
 
     def __iter__(self) -> Iterator[np.ndarray]:
         raise NotImplementedError
+
+    def stop(self) -> None:
+        self.stopping.set()
 
     def close(self) -> None:
         pass
 
 
-class CaptureSource(FrameSource):
-    """A camera (V4L2 path or index) or a video file through cv2.VideoCapture."""
+def sane_fps(fps: float) -> float:
+    """A capture's frame rate, or 25 where it reports nothing sensible (0, NaN, 1000...)."""
+    return fps if 1.0 <= fps <= 240.0 else DEFAULT_FPS
 
-    def __init__(self, kind: str, spec: str, capture: cv2.VideoCapture, live: bool, first: np.ndarray | None = None) -> None:
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        super().__init__(kind, spec, live, fps if 1.0 <= fps <= 240.0 else 25.0)
-        self.capture = capture
-        self.first = first  # read while opening, to prove the file decodes
+
+class CaptureSource(FrameSource):
+    """A camera, stream or video file through cv2.VideoCapture.
+
+    A grab that fails ends a file (or starts it again with `loop`) and a live source (or, with `reconnect`,
+    reopens it with backoff until it delivers again). A grabbed frame that does not decode is skipped and counted.
+    """
+
+    def __init__(self, kind: str, spec: str, opener: Callable[[], cv2.VideoCapture], live: bool,
+                 reconnect: bool = False, loop: bool = False) -> None:
+        self.opener, self.reconnect, self.loop = opener, reconnect, loop
+        self.capture = opener()
+        self.first = self.first_frame(self.capture)  # read while opening, to prove that it decodes
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        super().__init__(kind, spec, live, sane_fps(self.capture.get(cv2.CAP_PROP_FPS)),
+                         count if count > 0 and not live else None)
+
+    def first_frame(self, capture: cv2.VideoCapture) -> np.ndarray | None:
+        for _ in range(10):  # cameras may hand out a few empty frames while they start
+            ok, frame = capture.read()
+            if ok and frame is not None and frame.ndim == 3 and frame.shape[2] == 3:
+                return frame
+        return None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        while True:
-            if self.first is not None:
-                ok, frame, self.first = True, self.first, None
-            else:
-                ok, frame = self.capture.read()
-            if not ok:
-                return
-            if frame is None or frame.ndim != 3 or frame.shape[2] != 3:
+        if self.first is not None:
+            yield self.first
+            self.first = None
+        delivered = True  # since the last restart: a file that yields nothing must not loop forever
+        while not self.stopping.is_set():
+            if not self.capture.grab():
+                if not delivered or not self.restart():
+                    return
+                delivered = self.live  # a reconnection has already grabbed a frame
+                continue
+            ok, frame = self.capture.retrieve()
+            if not ok or frame is None or frame.ndim != 3 or frame.shape[2] != 3:
                 self.skipped += 1
                 continue
+            delivered = True
             yield frame
+
+    def restart(self) -> bool:
+        """After a failed grab: True once the source delivers again (a loop or a reconnection), else False."""
+        if self.loop and not self.live:
+            self.capture.release()
+            self.capture = self.opener()
+            return self.capture.isOpened()
+        if not (self.live and self.reconnect):
+            if self.live:
+                log.warning("%s %s stopped delivering frames; ending (--reconnect keeps trying)", self.kind, self.spec)
+            return False
+        self.capture.release()
+        attempt = 0
+        while not self.stopping.is_set():
+            delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
+            attempt += 1
+            log.warning("%s %s stopped delivering frames; reopening in %.1f s (attempt %d)",
+                        self.kind, self.spec, delay, attempt)
+            if self.stopping.wait(delay):
+                return False
+            capture = self.opener()
+            if capture.isOpened() and capture.grab():
+                self.capture = capture
+                self.reopened += 1
+                log.info("%s %s reconnected", self.kind, self.spec)
+                return True
+            capture.release()
+        return False
 
     def close(self) -> None:
         self.capture.release()
@@ -58,68 +123,113 @@ class CaptureSource(FrameSource):
 class ImageFolderSource(FrameSource):
     """The images of a folder in natural name order (2 before 10); unreadable ones are skipped and counted."""
 
-    def __init__(self, spec: str, paths: list[Path]) -> None:
-        super().__init__("images", spec, live=False, fps=25.0)
-        self.paths = paths
+    def __init__(self, spec: str, paths: list[Path], loop: bool = False) -> None:
+        super().__init__("images", spec, live=False, fps=DEFAULT_FPS, frame_count=None if loop else len(paths))
+        self.paths, self.loop = paths, loop
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        for path in self.paths:
-            frame = read_bgr(path)
-            if frame is None:
-                log.warning("skipping unreadable image %s", path)
-                self.skipped += 1
-                continue
-            yield frame
+        while True:
+            yielded = False
+            for path in self.paths:
+                if self.stopping.is_set():
+                    return
+                frame = read_bgr(path)
+                if frame is None:
+                    log.warning("skipping unreadable image %s", path)
+                    self.skipped += 1
+                    continue
+                yielded = True
+                yield frame
+            if not (self.loop and yielded):
+                return
 
 
-def open_camera(device: str, size: tuple[int, int] | None = None, fps: float | None = None) -> FrameSource:
-    """A V4L2 device path or index, asked for MJPG so USB cameras keep their frame rate."""
+def fourcc_text(code: float) -> str:
+    value = int(code)
+    return "".join(chr((value >> (8 * i)) & 0xFF) for i in range(4)).strip("\0") or "?"
+
+
+def open_camera(device: str, size: tuple[int, int] | None = None, fps: float | None = None,
+                camera_format: str = "MJPG", reconnect: bool = False) -> FrameSource:
+    """A V4L2 device path or an index. MJPG by default: USB cameras give full frame rates at HD only compressed."""
+    if camera_format not in CAMERA_FORMATS:
+        raise UserError(f"--camera-format {camera_format}: choose one of {', '.join(CAMERA_FORMATS)}")
     index_or_path: int | str = int(device) if device.isdigit() else device
     if isinstance(index_or_path, str) and not Path(index_or_path).exists():
         raise UserError(f"--camera {device}: no such device (list them with `v4l2-ctl --list-devices`)")
-    capture = cv2.VideoCapture(index_or_path)
-    if not capture.isOpened():
+    api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
+
+    def opener() -> cv2.VideoCapture:
+        capture = cv2.VideoCapture(index_or_path, api)
+        # The pixel format first: a V4L2 driver picks the sizes and rates it offers for that format.
+        capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*camera_format))
+        if size:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+        if fps:
+            capture.set(cv2.CAP_PROP_FPS, fps)
+        return capture
+
+    source = CaptureSource("camera", device, opener, live=True, reconnect=reconnect)
+    if not source.capture.isOpened():
+        source.close()
         raise UserError(f"--camera {device}: cannot open the camera (in use by another program, or no permission)")
-    capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))
-    if size:
-        capture.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
-        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
-    if fps:
-        capture.set(cv2.CAP_PROP_FPS, fps)
-    return CaptureSource("camera", device, capture, live=True)
+    if source.first is None:
+        source.close()
+        raise UserError(f"--camera {device}: the camera opened but delivers no frames; try --camera-format YUYV "
+                        "or another --size")
+    got = fourcc_text(source.capture.get(cv2.CAP_PROP_FOURCC))
+    height, width = source.first.shape[:2]
+    log.info("camera %s: %dx%d at %.0f frames/s, %s", device, width, height, source.fps, got)
+    if got not in (camera_format, "?"):
+        log.warning("--camera-format %s: the camera gives %s instead", camera_format, got)
+    if size and (width, height) != tuple(size):
+        log.warning("--size %dx%d: the camera gives %dx%d instead", *size, width, height)
+    return source
 
 
-def open_video(path: str) -> FrameSource:
+def open_url(url: str, reconnect: bool = False) -> FrameSource:
+    """An RTSP or HTTP stream through OpenCV's FFmpeg backend; live."""
+    source = CaptureSource("url", url, lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG), live=True, reconnect=reconnect)
+    if source.first is None:
+        source.close()
+        raise UserError(f"--url {url}: cannot open or decode the stream (check the address and that it is up)")
+    return source
+
+
+def open_video(path: str, loop: bool = False) -> FrameSource:
     if not Path(path).is_file():
         raise UserError(f"--video {path}: no such file")
-    capture = cv2.VideoCapture(path)
-    ok, first = capture.read() if capture.isOpened() else (False, None)
-    if not ok:
-        capture.release()
+    source = CaptureSource("video", path, lambda: cv2.VideoCapture(path), live=False, loop=loop)
+    if source.first is None:
+        source.close()
         raise UserError(f"--video {path}: OpenCV cannot decode it (is it a video file?)")
-    return CaptureSource("video", path, capture, live=False, first=first)
+    if loop:
+        source.frame_count = None
+    return source
 
 
-def open_images(folder: str) -> FrameSource:
+def open_images(folder: str, loop: bool = False) -> FrameSource:
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"--images {folder}: no such folder")
     paths = sorted((p for p in root.iterdir() if p.is_file() and is_image(p)), key=lambda p: natural_key(p.name))
     if not paths:
         raise UserError(f"--images {folder}: holds no images (.png, .jpg, ...)")
-    return ImageFolderSource(folder, paths)
+    return ImageFolderSource(folder, paths, loop)
 
 
-def open_source(
-    camera: str | None = None,
-    video: str | None = None,
-    images: str | None = None,
-    size: tuple[int, int] | None = None,
-    fps: float | None = None,
-) -> FrameSource:
-    """Exactly one of camera, video or images; size and fps apply to a camera."""
-    if sum(bool(value) for value in (camera, video, images)) != 1:
-        raise UserError("give exactly one source: --camera DEVICE, --video FILE or --images DIR")
+def open_source(camera: str | None = None, video: str | None = None, images: str | None = None,
+                url: str | None = None, size: tuple[int, int] | None = None, fps: float | None = None,
+                camera_format: str = "MJPG", loop: bool = False, reconnect: bool = False) -> FrameSource:
+    """Exactly one of camera, url, video or images. size, fps and camera_format apply to a camera, `reconnect`
+    to a camera or stream, `loop` to a file or folder."""
+    if sum(bool(value) for value in (camera, video, images, url)) != 1:
+        raise UserError("give exactly one source: --camera DEVICE, --url URL, --video FILE or --images DIR")
+    if (camera or url) and loop:
+        raise UserError("--loop: applies to --video and --images, not to a live source")
     if camera:
-        return open_camera(camera, size, fps)
-    return open_video(video) if video else open_images(images)
+        return open_camera(camera, size, fps, camera_format, reconnect)
+    if url:
+        return open_url(url, reconnect)
+    return open_video(video, loop) if video else open_images(images, loop)

@@ -23,7 +23,7 @@ def test_pipeline_restores_every_frame_of_a_file_and_reports_timing(tmp_path):
     originals = list(open_source(video=str(tmp_path / "in.mp4")))
     report = run(source, engine, load_app("none"), [open_output(str(tmp_path / "out"), source.fps)], progress=False)
     assert report["frames"] == 6 and report["dropped"] == 0 and report["skipped_corrupt"] == 0
-    assert set(report["stages"]) == {"capture", "infer", "app", "write"}
+    assert set(report["stages"]) == {"capture", "infer", "app", "write", "latency"}
     assert all(stage["p95_ms"] >= stage["p50_ms"] >= 0 for stage in report["stages"].values())
     out = sorted((tmp_path / "out").iterdir())
     assert len(out) == len(written)
