@@ -33,6 +33,7 @@ def run_cli(command: click.Command, argv: list[str] | None = None,
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     # OpenCV's own warnings (undecodable files, absent cameras) would repeat our one-line errors.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "WARNING" if debug else "OFF")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24" if debug else "-8")  # FFmpeg's own: warnings, or quiet
     try:
         command.main(args=argv, prog_name=command.name, standalone_mode=False)
     except click.ClickException as err:

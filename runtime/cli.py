@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 
 import click
 
@@ -13,13 +12,6 @@ from blur2blur.errors import UserError, run_cli
 
 log = logging.getLogger("blur2blur")
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def stop_on_sigterm() -> None:
-    """SIGTERM ends the run like Ctrl-C: the output file is closed and the report printed."""
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
 
 
 @click.command(name="b2b-run", context_settings=CONTEXT)
@@ -100,7 +92,6 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     if not sinks and not records and not stats:
         log.info("no --output, --records or --stats and no window: frames are restored and discarded")
     log.info("%s %s -> %s -> %s", source.kind, source.spec, engine.name, app_name)
-    stop_on_sigterm()
     try:
         report = pipeline.run(source, engine, app, sinks, records_path, max_frames, batch=batch, profile=profile,
                               side_by_side=side_by_side)

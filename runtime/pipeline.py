@@ -62,6 +62,7 @@ class Pipeline:
         self.captured: queue.Queue = queue.Queue(maxsize=batch if source.live else 2 * batch)
         self.restored: queue.Queue = queue.Queue(maxsize=2 * batch)
         self.stopping = threading.Event()
+        self.interrupted = False  # by Ctrl-C, SIGTERM or the window
         self.errors: list[BaseException] = []
         self.dropped = 0
         self.samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
@@ -195,6 +196,9 @@ class Pipeline:
         """
         from tqdm import tqdm
 
+        main = threading.current_thread() is threading.main_thread()
+        # Ctrl-C and SIGTERM only ask the stages to stop: nothing is cut off half-way through writing a frame.
+        saved = [(sig, signal.signal(sig, self.on_signal)) for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
         start = time.perf_counter()
         workers = [threading.Thread(target=self.capture_loop, args=(start,), name="capture", daemon=True),
                    threading.Thread(target=self.infer_loop, name="inference", daemon=True)]
@@ -205,7 +209,7 @@ class Pipeline:
         if self.max_frames is not None:
             total = min(total, self.max_frames) if total else self.max_frames
         bar = tqdm(desc="frames", unit="f", total=total, disable=not self.progress, leave=False)
-        frames, interrupted, last_stamp = 0, False, -1
+        frames, last_stamp = 0, -1
         try:
             while self.max_frames is None or frames < self.max_frames:
                 item = self.get(self.restored)
@@ -229,41 +233,44 @@ class Pipeline:
                 bar.update()
                 if self.source.live and self.dropped:
                     bar.set_postfix(dropped=self.dropped, refresh=False)
-        except KeyboardInterrupt:
-            interrupted = True
-            log.info("stopping: interrupted after %d frames", frames)
+        except KeyboardInterrupt:  # the window's q or Esc
+            self.interrupted = True
         except BaseException as err:
             self.errors.append(err)
         seconds = time.perf_counter() - start
-        self.finish(workers, records, bar, complete=not self.errors)
+        try:
+            self.finish(workers, records, bar, complete=not self.errors)
+        finally:
+            for sig, handler in saved:
+                signal.signal(sig, handler)
+        if self.interrupted:
+            log.info("stopped after %d frames", frames)
         if self.errors:
             raise self.errors[0]
         report = summarise(self.samples, frames, seconds)
         report.update(source=f"{self.source.kind}:{self.source.spec}", engine=self.engine.name, batch=self.batch,
                       dropped=self.dropped, skipped_corrupt=self.source.skipped, reconnects=self.source.reopened,
-                      resized=self.fit.resized, padded=self.fit.padded, interrupted=interrupted)
+                      resized=self.fit.resized, padded=self.fit.padded, interrupted=self.interrupted)
         return report
 
+    def on_signal(self, signum: int, frame: object) -> None:
+        self.interrupted = True
+        self.stopping.set()
+
     def finish(self, workers: list[threading.Thread], records, bar, complete: bool) -> None:
-        """Stop the stages and close everything; a second Ctrl-C while closing cannot cut a file short."""
-        main = threading.current_thread() is threading.main_thread()
-        saved = [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
-        try:
-            self.stopping.set()
-            self.source.stop()
-            for worker in workers:
-                worker.join(JOIN_SECONDS)
-            bar.close()
-            if not workers[0].is_alive():  # a camera stuck in a read is left to the process exit
-                self.source.close()
-            self.app.close()
-            if records is not None:
-                records.close()
-            for sink in self.sinks:
-                sink.close(complete=complete)
-        finally:
-            for sig, handler in saved:
-                signal.signal(sig, handler)
+        """Stop the stages and close everything."""
+        self.stopping.set()
+        self.source.stop()
+        for worker in workers:
+            worker.join(JOIN_SECONDS)
+        bar.close()
+        if not workers[0].is_alive():  # a camera stuck in a read is left to the process exit
+            self.source.close()
+        self.app.close()
+        if records is not None:
+            records.close()
+        for sink in self.sinks:
+            sink.close(complete=complete)
 
 
 def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], records_path: Path | None = None,

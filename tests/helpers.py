@@ -1,10 +1,12 @@
-"""Small real fixtures shared by tests: videos written with OpenCV, a torch-free ONNX bundle, random weights,
+"""Small real fixtures shared by tests: videos written with OpenCV, torch-free ONNX bundles, random weights,
 folders of blurry/sharp pairs."""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -35,27 +37,33 @@ def read_video(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def write_invert_bundle(folder: Path, shape: list | None = None) -> Path:
-    """A bundle whose graph inverts uint8 NHWC frames (255 - x), built with onnx.helper: no torch needed.
+def write_frame_bundle(folder: Path, invert: bool = True, shape: list | None = None,
+                       shapes: dict | None = None) -> Path:
+    """A bundle whose graph inverts uint8 NHWC frames (255 - x), or passes them through (`invert=False`), built
+    with onnx.helper: no torch needed.
 
-    `shape` fixes the input shape (default: dynamic batch, height and width).
+    `shape` fixes the graph's input shape (default: dynamic batch, height and width); `shapes` ({"min", "max",
+    "opt"} as NHWC lists) goes into meta.json as the bounds the runtime must keep.
     """
     import onnx
     from onnx import TensorProto, helper
 
     folder.mkdir(parents=True, exist_ok=True)
     shape = shape or ["batch", "height", "width", 3]
+    node = helper.make_node("Sub", ["white", "frames"], ["restored"]) if invert else \
+        helper.make_node("Identity", ["frames"], ["restored"])
     graph = helper.make_graph(
-        [helper.make_node("Sub", ["white", "frames"], ["restored"])],
-        "invert",
+        [node],
+        "invert" if invert else "identity",
         [helper.make_tensor_value_info("frames", TensorProto.UINT8, shape)],
         [helper.make_tensor_value_info("restored", TensorProto.UINT8, shape)],
-        [helper.make_tensor("white", TensorProto.UINT8, [], [255])],
+        [helper.make_tensor("white", TensorProto.UINT8, [], [255])] if invert else [],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(folder / "model.onnx"))
-    (folder / "meta.json").write_text(json.dumps({"format": "blur2blur-bundle/1", "precisions": ["fp32"]}))
+    meta = {"format": "blur2blur-bundle/1", "precisions": ["fp32"], **({"shapes": shapes} if shapes else {})}
+    (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
 
@@ -88,3 +96,24 @@ def pair_folder(root: Path, count: int = 12, size: int = 48, bad_files: bool = T
     cv2.imwrite(str(root / "blur" / "001.png"), np.zeros((20, 20, 3), np.uint8))  # another size than its twin
     cv2.imwrite(str(root / "blur" / "orphan.png"), np.zeros((size, size, 3), np.uint8))  # no sharp partner
     return root
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """Serve `folder` over HTTP on the loopback interface; yields the base URL (http://127.0.0.1:PORT)."""
+    import functools
+    import http.server
+    import threading
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import write_invert_bundle, write_video
+from helpers import write_frame_bundle, write_video
 
 BIN = Path(sys.executable).parent
 
@@ -20,7 +20,7 @@ def test_exactly_one_opencv_distribution_is_installed():
 def test_b2b_run_works_without_torch(tmp_path):
     # Make `import torch` fail, as on an edge device with only blur2blur[runtime] installed.
     write_video(tmp_path / "in.mp4", frames=3)
-    write_invert_bundle(tmp_path / "bundle")
+    write_frame_bundle(tmp_path / "bundle")
     args = ["--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "in.mp4"), "--app", "side-by-side",
             "--output", str(tmp_path / "out"), "--headless"]
     code = f"import sys; sys.modules['torch'] = None\nfrom blur2blur.runtime.cli import main\nmain({args!r})\n"

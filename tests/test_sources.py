@@ -1,11 +1,14 @@
 
+import threading
+import time
+
 import cv2
 import numpy as np
 import pytest
 
 from blur2blur.errors import UserError
 from blur2blur.runtime.sources import open_source
-from helpers import write_video
+from helpers import serve_folder, write_video
 
 
 def test_video_source_yields_every_frame_in_order(tmp_path):
@@ -56,3 +59,65 @@ def test_image_folder_source_uses_natural_order(tmp_path):
     for i in (10, 2, 1):
         cv2.imwrite(str(tmp_path / f"frame{i}.png"), np.full((4, 4, 3), i, np.uint8))
     assert [int(f[0, 0, 0]) for f in open_source(images=str(tmp_path))] == [1, 2, 10]
+
+
+def test_loop_starts_a_video_and_a_folder_again(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=4)
+    source = open_source(video=str(tmp_path / "in.mp4"), loop=True)
+    frames = [frame for _, frame in zip(range(10), source)]
+    source.close()
+    assert len(frames) == 10 and source.frame_count is None
+    np.testing.assert_array_equal(frames[0], frames[4])
+    (tmp_path / "frames").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "frames" / f"{i}.png"), np.full((4, 4, 3), i, np.uint8))
+    looped = open_source(images=str(tmp_path / "frames"), loop=True)
+    assert [int(f[0, 0, 0]) for _, f in zip(range(7), looped)] == [0, 1, 2, 0, 1, 2, 0]
+
+
+def test_a_folder_of_only_unreadable_images_does_not_loop_forever(tmp_path):
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    source = open_source(images=str(tmp_path), loop=True)
+    assert list(source) == [] and source.skipped == 1
+
+
+def test_url_source_reads_an_http_stream_and_is_live(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=8)
+    with serve_folder(tmp_path) as base:
+        source = open_source(url=f"{base}/in.mp4")
+        frames = list(source)
+        source.close()
+    assert source.live and len(frames) == 8 and frames[0].shape == (48, 64, 3)
+
+
+def test_a_stream_that_ends_is_reopened_with_reconnect(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=5)
+    with serve_folder(tmp_path) as base:
+        source = open_source(url=f"{base}/in.mp4", reconnect=True)
+        frames = [frame for _, frame in zip(range(12), source)]
+        source.stop()
+        source.close()
+    assert len(frames) == 12 and source.reopened >= 2
+
+
+def test_a_stopped_source_ends_during_a_reconnect_wait(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=3)
+    with serve_folder(tmp_path) as base:
+        source = open_source(url=f"{base}/in.mp4", reconnect=True)
+    # the server is gone: the source keeps trying until stopped
+    stopper = threading.Timer(1.0, source.stop)
+    stopper.start()
+    started = time.monotonic()
+    frames = list(source)
+    assert len(frames) == 3 and time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"url": "http://127.0.0.1:9/none.mp4"}, "--url http://127.0.0.1:9/none.mp4: cannot open"),
+    ({"video": "v.mp4", "url": "http://x"}, "exactly one source"),
+    ({"camera": "0", "loop": True}, "--loop"),
+    ({"camera": "/dev/null", "camera_format": "RGB3"}, "--camera-format RGB3"),
+])
+def test_bad_live_sources_are_one_line_errors(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        open_source(**kwargs)
