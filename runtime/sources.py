@@ -228,6 +228,10 @@ def open_source(camera: str | None = None, video: str | None = None, images: str
         raise UserError("give exactly one source: --camera DEVICE, --url URL, --video FILE or --images DIR")
     if (camera or url) and loop:
         raise UserError("--loop: applies to --video and --images, not to a live source")
+    if (video or images) and reconnect:
+        raise UserError("--reconnect: applies to --camera and --url; a file or folder cannot disconnect")
+    if not camera and (size or fps):
+        raise UserError(f"{'--size' if size else '--fps'}: applies to --camera only")
     if camera:
         return open_camera(camera, size, fps, camera_format, reconnect)
     if url:

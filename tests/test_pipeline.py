@@ -15,7 +15,7 @@ from blur2blur.runtime.engines import open_engine
 from blur2blur.runtime.pipeline import run
 from blur2blur.runtime.sinks import open_output
 from blur2blur.runtime.sources import CaptureSource, open_source
-from helpers import read_video, write_frame_bundle, write_video
+from helpers import read_video, serve_folder, write_frame_bundle, write_video
 
 B2B_RUN = str(Path(sys.executable).parent / "b2b-run")  # the installed console script, as a user runs it
 
@@ -60,6 +60,10 @@ def test_b2b_run_cli_bad_input_is_one_line_and_nonzero(tmp_path):
         ([*bundle, "--video", video, "--app", "nope"], "unknown app"),
         ([*bundle, "--video", video, "--backend", "tensorrt"], "--backend tensorrt"),
         ([*bundle, "--video", video, "--output", str(tmp_path / "out.txt")], "--output"),
+        ([*bundle, "--camera", "/dev/video-none"], "--camera /dev/video-none: no such device"),
+        ([*bundle, "--camera", "7"], "--camera 7: cannot open the camera"),
+        ([*bundle, "--url", "rtsp://127.0.0.1:9/none"], "--url rtsp://127.0.0.1:9/none: cannot open"),
+        ([*bundle, "--camera", "7", "--loop"], "--loop"),
     ]:
         result = subprocess.run([B2B_RUN, *args], capture_output=True, text=True)
         assert result.returncode != 0
@@ -187,3 +191,56 @@ def test_a_signal_mid_run_stops_cleanly_and_leaves_a_playable_video(tmp_path, si
     assert stats["interrupted"] and stats["frames"] > 10
     assert len(read_video(tmp_path / "out.mp4")) == stats["frames"]
     assert not (tmp_path / ".out.partial.mp4").exists()
+
+
+def test_b2b_run_skips_and_counts_corrupt_frames_and_reports_them(tmp_path):
+    (tmp_path / "frames").mkdir()
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / "frames" / f"{i}.png"), np.full((16, 16, 3), 40 * i, np.uint8))
+    (tmp_path / "frames" / "2.png").write_bytes((tmp_path / "frames" / "2.png").read_bytes()[:20])  # truncated
+    write_frame_bundle(tmp_path / "bundle")
+    result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--images", str(tmp_path / "frames"),
+                             "--output", str(tmp_path / "out"), "--stats", str(tmp_path / "stats.json"), "--headless"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames"] == 3 and stats["skipped_corrupt"] == 1 and "skipped corrupt 1" in result.stdout
+    assert len(list((tmp_path / "out").iterdir())) == 3
+
+
+def test_b2b_run_ends_cleanly_with_its_report_when_a_stream_stops(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=6)
+    write_frame_bundle(tmp_path / "bundle")
+    with serve_folder(tmp_path) as base:
+        result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--url", f"{base}/in.mp4",
+                                 "--output", str(tmp_path / "out.mp4"), "--stats", str(tmp_path / "stats.json"),
+                                 "--headless"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "stopped delivering frames; ending (--reconnect keeps trying)" in result.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames"] + stats["dropped"] == 6 and len(read_video(tmp_path / "out.mp4")) == stats["frames"]
+
+
+def test_b2b_run_reconnects_a_stream_that_stops(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=6)
+    write_frame_bundle(tmp_path / "bundle")
+    with serve_folder(tmp_path) as base:
+        result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--url", f"{base}/in.mp4",
+                                 "--reconnect", "--max-frames", "10", "--stats", str(tmp_path / "stats.json"),
+                                 "--headless"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["frames"] == 10 and stats["reconnects"] >= 1 and "reconnected" in result.stdout
+
+
+def test_b2b_run_checks_the_output_before_the_first_frame(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=2)
+    write_frame_bundle(tmp_path / "bundle")
+    (tmp_path / "file").write_text("x")
+    for output, text in [(tmp_path / "file" / "out.mp4", "cannot create"), (tmp_path / "out.xyz", "--output")]:
+        result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "in.mp4"),
+                                 "--output", str(output), "--stats", str(tmp_path / "stats.json"), "--headless"],
+                                capture_output=True, text=True)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and text in lines[0], result.stderr
+        assert not (tmp_path / "stats.json").exists()

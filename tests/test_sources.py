@@ -117,6 +117,8 @@ def test_a_stopped_source_ends_during_a_reconnect_wait(tmp_path):
     ({"video": "v.mp4", "url": "http://x"}, "exactly one source"),
     ({"camera": "0", "loop": True}, "--loop"),
     ({"camera": "/dev/null", "camera_format": "RGB3"}, "--camera-format RGB3"),
+    ({"video": "v.mp4", "reconnect": True}, "--reconnect: applies to --camera and --url"),
+    ({"url": "http://x", "size": (640, 480)}, "--size: applies to --camera only"),
 ])
 def test_bad_live_sources_are_one_line_errors(kwargs, message):
     with pytest.raises(UserError, match=message):
