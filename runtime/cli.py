@@ -77,7 +77,7 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     records_path = writable_file(records, "--records") if records else None
     frame_size = parse_frame_size(size, "--size") if size else None
     source = open_source(camera, video, images, url, frame_size, fps, camera_format, loop, reconnect)
-    opened = [source]  # closed here if the run cannot start; once it runs, the pipeline closes them
+    opened = [source]  # closed here if the run cannot start; once it runs, the pipeline closes source and app
     try:
         sinks = [open_output(output, source.fps)] if output else []
         if not headless and display_available():

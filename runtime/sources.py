@@ -71,34 +71,35 @@ class CaptureSource(FrameSource):
         return None
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        if self.first is not None:
-            yield self.first
-            self.first = None
-        delivered = True  # since the last restart: a file that yields nothing must not loop forever
         while not self.stopping.is_set():
-            if not self.capture.grab():
-                if not delivered or not self.restart():
+            if self.first is not None:  # read by opening or reopening
+                frame, self.first = self.first, None
+                yield frame
+            elif not self.capture.grab():
+                if not self.restart():
                     return
-                delivered = self.live  # a reconnection has already grabbed a frame
-                continue
-            ok, frame = self.capture.retrieve()
-            if not ok or frame is None or frame.ndim != 3 or frame.shape[2] != 3:
-                self.skipped += 1
-                continue
-            delivered = True
-            yield frame
+            else:
+                ok, frame = self.capture.retrieve()
+                if ok and frame is not None and frame.ndim == 3 and frame.shape[2] == 3:
+                    yield frame
+                else:
+                    self.skipped += 1
+
+    def reopen(self) -> bool:
+        """A new capture; True when it delivers a first frame (kept in `first`)."""
+        self.capture.release()
+        self.capture = self.opener()
+        self.first = self.first_frame(self.capture)
+        return self.first is not None
 
     def restart(self) -> bool:
         """After a failed grab: True once the source delivers again (a loop or a reconnection), else False."""
         if self.loop and not self.live:
-            self.capture.release()
-            self.capture = self.opener()
-            return self.capture.isOpened()
+            return self.reopen()
         if not (self.live and self.reconnect):
             if self.live:
                 log.warning("%s %s stopped delivering frames; ending (--reconnect keeps trying)", self.kind, self.spec)
             return False
-        self.capture.release()
         attempt = 0
         while not self.stopping.is_set():
             delay = BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)]
@@ -107,13 +108,10 @@ class CaptureSource(FrameSource):
                         self.kind, self.spec, delay, attempt)
             if self.stopping.wait(delay):
                 return False
-            capture = self.opener()
-            if capture.isOpened() and capture.grab():
-                self.capture = capture
+            if self.reopen():
                 self.reopened += 1
                 log.info("%s %s reconnected", self.kind, self.spec)
                 return True
-            capture.release()
         return False
 
     def close(self) -> None:
