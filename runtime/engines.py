@@ -1,8 +1,8 @@
 """Engines turn a batch of frames (uint8 N x H x W x 3 BGR) into restored frames of the same shape.
 
 The pipeline knows only `Engine`: `submit(frames)` starts a batch and returns a `Pending` whose `result()` waits
-for it; up to `depth` batches may be in flight, so an engine with its own stream (TensorRT) overlaps the copies
-of one batch with the compute of the next.
+for it; up to `depth` batches may be in flight, so an engine with its own stream (TensorRT) stages the next batch
+while the GPU works on the last.
 """
 
 from __future__ import annotations

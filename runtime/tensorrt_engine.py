@@ -1,7 +1,7 @@
 """The bundle's graph as a TensorRT engine, built on first use and cached; two submissions in flight.
 
-Each input shape gets two slots of pinned host and device buffers, used in turn on one stream, so the copies of one
-batch overlap the compute of the other. Tensor-address API only (TensorRT 10 and 11). Torch-free; tensorrt and the
+Each input shape gets two slots of pinned host and device buffers, used in turn on one stream, so the host stages
+one batch while the GPU works on the other. Tensor-address API only (TensorRT 10 and 11). Torch-free; tensorrt and the
 CUDA binding are imported when an engine is made.
 """
 
