@@ -36,8 +36,8 @@ def run_cli(command: click.Command, argv: list[str] | None = None,
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24" if debug else "-8")  # FFmpeg's own: warnings, or quiet
     try:
         command.main(args=argv, prog_name=command.name, standalone_mode=False)
-    except click.ClickException as err:
-        err.show()
+    except click.ClickException as err:  # a bad option or argument: one line too, pointing at --help
+        print(f"error: {' '.join(err.format_message().split())} (see {command.name} --help)", file=sys.stderr)
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, click.Abort):
         print("interrupted", file=sys.stderr)

@@ -18,6 +18,8 @@ GROUP = "blur2blur.apps"
 
 
 class App(Protocol):
+    emits_records: bool  # whether process() returns records (--records is refused for an app that has none)
+
     def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, dict | None]:
         """The frame to show and write, and this frame's record (a JSON-serialisable dict) or None.
 
@@ -41,7 +43,8 @@ def load_app(name: str, **options: object) -> App:
     factory = found[0].load()
     options = {key: value for key, value in options.items() if value is not None}
     accepted = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
     for key in options:
-        if key not in accepted:
+        if key not in accepted and not takes_any:
             raise UserError(f"--{key.replace('_', '-')}: the {name} app takes no such option")
     return factory(**options)

@@ -9,6 +9,7 @@ hand_landmarks_detector.tflite they are a task file that the Tasks API loads. Bo
 from __future__ import annotations
 
 import hashlib
+import http.client
 import io
 import logging
 import os
@@ -19,6 +20,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError
 from blur2blur.images import write_atomic
 
@@ -42,8 +44,7 @@ DOWNLOAD_SECONDS = 30
 
 def default_model_path() -> Path:
     """$XDG_CACHE_HOME/blur2blur/mediapipe/hand_landmarker.task (~/.cache/... by default)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "blur2blur" / "mediapipe" / \
-        "hand_landmarker.task"
+    return user_cache_dir("mediapipe") / "hand_landmarker.task"
 
 
 def resolve_hand_model(option: str | None = None) -> Path:
@@ -114,8 +115,11 @@ def fetch_hand_model(out: str | Path | None = None, force: bool = False) -> tupl
     """
     path = Path(out) if out else default_model_path()
     if path.is_file() and not force:
-        check_task(path.read_bytes(), str(path))
-        return path, "already there"
+        try:
+            check_task(path.read_bytes(), str(path))
+            return path, "already there"
+        except UserError as err:
+            log.warning("%s; fetching it again", err)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -125,7 +129,7 @@ def fetch_hand_model(out: str | Path | None = None, force: bool = False) -> tupl
         data = download(url)
         check_task(data, url)
         origin = url
-    except (OSError, UserError) as err:  # urllib's errors are OSErrors
+    except (OSError, http.client.HTTPException, ValueError, UserError) as err:  # unreachable, cut short, bad URL
         log.info("cannot download %s (%s); building it from the %s wheel instead", url, err, WHEEL)
         with tempfile.TemporaryDirectory(prefix="b2b-mediapipe-") as folder:
             data = task_from_wheel(download_wheel(Path(folder)))

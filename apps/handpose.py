@@ -28,6 +28,8 @@ COLOURS = {"Left": (255, 160, 0), "Right": (0, 200, 255)}  # BGR
 class HandPose:
     """Hand landmarks on every restored frame; `num_hands` at most, each above `min_confidence`."""
 
+    emits_records = True
+
     def __init__(self, hand_model: str | None = None, num_hands: int = 2, min_confidence: float = 0.5) -> None:
         path = resolve_hand_model(hand_model)
         try:
@@ -46,7 +48,11 @@ class HandPose:
             except (RuntimeError, ValueError) as err:
                 raise UserError(f"hand model {path}: MediaPipe cannot load it ({one_line(err)}); "
                                 "fetch it again with `b2b-run fetch-hand-model --force`") from None
-            self.landmarker.detect_for_video(self.image(np.zeros((64, 64, 3), np.uint8)), 0)  # warm-up
+            try:
+                self.landmarker.detect_for_video(self.image(np.zeros((64, 64, 3), np.uint8)), 0)  # warm-up
+            except BaseException:
+                self.landmarker.close()
+                raise
         self.offset_ms = 1  # the warm-up took timestamp 0; video mode needs increasing ones
 
     def image(self, frame: np.ndarray):

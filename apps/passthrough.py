@@ -6,6 +6,8 @@ import numpy as np
 
 
 class PassThrough:
+    emits_records = False
+
     def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, None]:
         return restored, None
 

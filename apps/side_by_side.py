@@ -21,6 +21,8 @@ def side_by_side(original: np.ndarray, shown: np.ndarray, text: str = "blur2blur
 
 
 class SideBySide:
+    emits_records = False
+
     def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, None]:
         return side_by_side(original, restored), None
 

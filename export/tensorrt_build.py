@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError
 from blur2blur.export.bundle_info import read_meta, sha256
 from blur2blur.images import write_atomic
@@ -44,7 +44,7 @@ def tensorrt_version() -> str | None:
 
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/blur2blur/tensorrt (~/.cache/... by default)."""
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "blur2blur" / "tensorrt"
+    return user_cache_dir("tensorrt")
 
 
 def cache_key(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str, shapes: dict) -> str:

@@ -85,6 +85,9 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
         engine = open_engine(loaded, backend, precision)
         opened.append(engine)
         app = load_app(app_name, hand_model=hand_model)
+        opened.append(app)
+        if records and not getattr(app, "emits_records", True):
+            raise UserError(f"--records: the {app_name} app emits no records (--app handpose does)")
     except BaseException:
         for part in opened:
             part.close()

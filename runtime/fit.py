@@ -26,6 +26,7 @@ class ProfileFit:
     def __init__(self, profile: Profile | None) -> None:
         self.profile = profile
         self.resized = self.padded = 0
+        self.warned: set[tuple[int, int]] = set()
 
     def prepare(self, frames: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """`frames` (N x H x W x 3) inside the bounds, and the function that maps the engine's output back."""
@@ -40,7 +41,8 @@ class ProfileFit:
         padded_h, padded_w = max(fitted_h, min_h), max(fitted_w, min_w)
         if (padded_h, padded_w) == (height, width):
             return frames, lambda restored: restored
-        if not self.resized and not self.padded:
+        if (height, width) not in self.warned:
+            self.warned.add((height, width))
             log.warning("frames of %dx%d are outside the bundle's %dx%d..%dx%d (WxH): %s",
                         width, height, min_w, min_h, max_w, max_h, POLICY)
         prepared = frames

@@ -1,13 +1,12 @@
 """The streaming pipeline: capture, inference, and app + sinks on their own threads, joined by bounded queues.
 
-Live sources (cameras, streams) drop their oldest waiting frame when inference falls behind, so latency stays
-bounded; files and folders never drop. The app and the sinks run on the calling (main) thread, where OpenCV's
+Live sources (cameras, streams) drop their oldest waiting frame when inference or the app falls behind, so latency
+stays bounded; files and folders never drop. The app and the sinks run on the calling (main) thread, where OpenCV's
 window and Ctrl-C live. Every stage is timed per frame.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import signal
@@ -25,7 +24,7 @@ from blur2blur.apps.side_by_side import side_by_side as compose_side_by_side
 from blur2blur.runtime.bundle import Profile
 from blur2blur.runtime.engines import Engine
 from blur2blur.runtime.fit import ProfileFit
-from blur2blur.runtime.sinks import FrameSink
+from blur2blur.runtime.sinks import FrameSink, RecordsFile
 from blur2blur.runtime.sources import FrameSource
 
 log = logging.getLogger(__name__)
@@ -58,13 +57,14 @@ class Pipeline:
         self.records_path, self.max_frames, self.batch = records_path, max_frames, batch
         self.side_by_side, self.progress = side_by_side, progress
         self.fit = ProfileFit(profile)
-        # Live: at most one batch waits, so a frame is at most one batch old when inference takes it.
+        # Live: at most one batch waits before inference and one before the app, the oldest dropped to make room,
+        # so what is shown is at most about two batches old. Files read ahead and never drop.
         self.captured: queue.Queue = queue.Queue(maxsize=batch if source.live else 2 * batch)
-        self.restored: queue.Queue = queue.Queue(maxsize=2 * batch)
+        self.restored: queue.Queue = queue.Queue(maxsize=batch if source.live else 2 * batch)
         self.stopping = threading.Event()
         self.interrupted = False  # by Ctrl-C, SIGTERM or the window
         self.errors: list[BaseException] = []
-        self.dropped = 0
+        self.dropped = {"captured": 0, "restored": 0}  # each counter written by one thread only
         self.samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
 
     # -- queues: blocking operations that give up when the run stops
@@ -85,15 +85,16 @@ class Pipeline:
                 pass
         return END
 
-    def put_dropping_oldest(self, item: Item) -> None:
+    def put_live(self, q: queue.Queue, name: str, item: Item) -> None:
+        """Put without waiting: drop the oldest waiting frame when the queue is full."""
         while True:
             try:
-                self.captured.put_nowait(item)
+                q.put_nowait(item)
                 return
             except queue.Full:
                 try:
-                    self.captured.get_nowait()
-                    self.dropped += 1
+                    q.get_nowait()
+                    self.dropped[name] += 1
                 except queue.Empty:
                     pass
 
@@ -118,7 +119,7 @@ class Pipeline:
                 stamp = (now - start) * 1000 if source.live else index * 1000 / source.fps
                 item = Item(index, frame, int(stamp), now, now - begin)
                 if source.live:
-                    self.put_dropping_oldest(item)
+                    self.put_live(self.captured, "captured", item)
                 elif not self.put(self.captured, item):
                     break
                 index += 1
@@ -182,7 +183,9 @@ class Pipeline:
                 seconds = time.perf_counter() - submitted
                 for item, frame in zip(items, restored):
                     item.restored, item.infer_s = frame, seconds
-                    if not self.put(self.restored, item):
+                    if self.source.live:
+                        self.put_live(self.restored, "restored", item)
+                    elif not self.put(self.restored, item):
                         return
         except BaseException as err:  # noqa: BLE001 - handed to the main thread, which raises it
             self.fail(err)
@@ -196,6 +199,7 @@ class Pipeline:
         """
         from tqdm import tqdm
 
+        records = RecordsFile(self.records_path) if self.records_path else None
         main = threading.current_thread() is threading.main_thread()
         # Ctrl-C and SIGTERM only ask the stages to stop: nothing is cut off half-way through writing a frame.
         saved = [(sig, signal.signal(sig, self.on_signal)) for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
@@ -204,7 +208,6 @@ class Pipeline:
                    threading.Thread(target=self.infer_loop, name="inference", daemon=True)]
         for worker in workers:
             worker.start()
-        records = open(self.records_path, "w") if self.records_path else None
         total = self.source.frame_count
         if self.max_frames is not None:
             total = min(total, self.max_frames) if total else self.max_frames
@@ -224,17 +227,19 @@ class Pipeline:
                 for sink in self.sinks:
                     sink.write(shown)
                 if records is not None and record is not None:
-                    records.write(json.dumps({"frame": item.index, "timestamp_ms": last_stamp, **record}) + "\n")
+                    records.write({"frame": item.index, "timestamp_ms": last_stamp, **record})
                 written = time.perf_counter()
                 for stage, seconds in zip(STAGES, (item.capture_s, item.infer_s, processed - begin,
                                                     written - processed, written - item.captured)):
                     self.samples[stage].append(seconds)
                 frames += 1
                 bar.update()
-                if self.source.live and self.dropped:
-                    bar.set_postfix(dropped=self.dropped, refresh=False)
-        except KeyboardInterrupt:  # the window's q or Esc
-            self.interrupted = True
+                dropped = sum(self.dropped.values())
+                if dropped:
+                    bar.set_postfix(dropped=dropped, refresh=False)
+                if any(sink.stop_requested for sink in self.sinks):  # q or Esc in the window
+                    self.interrupted = True
+                    break
         except BaseException as err:
             self.errors.append(err)
         seconds = time.perf_counter() - start
@@ -249,7 +254,8 @@ class Pipeline:
             raise self.errors[0]
         report = summarise(self.samples, frames, seconds)
         report.update(source=f"{self.source.kind}:{self.source.spec}", engine=self.engine.name, batch=self.batch,
-                      dropped=self.dropped, skipped_corrupt=self.source.skipped, reconnects=self.source.reopened,
+                      dropped=sum(self.dropped.values()), dropped_before_inference=self.dropped["captured"],
+                      dropped_before_app=self.dropped["restored"], skipped_corrupt=self.source.skipped, reconnects=self.source.reopened,
                       resized=self.fit.resized, padded=self.fit.padded, interrupted=self.interrupted)
         return report
 
@@ -257,20 +263,23 @@ class Pipeline:
         self.interrupted = True
         self.stopping.set()
 
-    def finish(self, workers: list[threading.Thread], records, bar, complete: bool) -> None:
-        """Stop the stages and close everything."""
+    def finish(self, workers: list[threading.Thread], records: RecordsFile | None, bar, complete: bool) -> None:
+        """Stop the stages and close everything, outputs first; a failure to close one part does not keep the
+        others open, and is raised (after the run's own error, if any)."""
         self.stopping.set()
         self.source.stop()
         for worker in workers:
             worker.join(JOIN_SECONDS)
         bar.close()
+        parts = [*self.sinks, *([records] if records else [])]
+        closers = [lambda part=part: part.close(complete=complete) for part in parts] + [self.app.close]
         if not workers[0].is_alive():  # a camera stuck in a read is left to the process exit
-            self.source.close()
-        self.app.close()
-        if records is not None:
-            records.close()
-        for sink in self.sinks:
-            sink.close(complete=complete)
+            closers.append(self.source.close)
+        for close in closers:
+            try:
+                close()
+            except Exception as err:  # noqa: BLE001 - kept, raised once everything is closed
+                self.errors.append(err)
 
 
 def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], records_path: Path | None = None,

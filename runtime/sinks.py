@@ -1,9 +1,13 @@
-"""FrameSink: a video file, a folder of numbered PNGs, or a window; each written so a stop leaves it usable."""
+"""FrameSink: a video file, a folder of numbered PNGs, or a window; each written so a stop leaves it usable.
+Also the app's records file, written the same way."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -17,6 +21,8 @@ FOURCC = "mp4v"  # in every OpenCV wheel; H.264 encoders are not
 
 
 class FrameSink:
+    stop_requested = False  # set by a sink the user can close (the window): the run ends after this frame
+
     def write(self, frame: np.ndarray) -> None:
         raise NotImplementedError
 
@@ -66,15 +72,42 @@ class VideoFileSink(FrameSink):
 
 
 class ImageFolderSink(FrameSink):
-    """Numbered PNGs 000000.png, 000001.png, ..."""
+    """Numbered PNGs 000000.png, 000001.png, ... in a folder that holds none yet; a failed run removes its own."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.frames = 0
 
+    def path(self, index: int) -> Path:
+        return self.folder / f"{index:06d}.png"
+
     def write(self, frame: np.ndarray) -> None:
-        write_atomic_png(self.folder / f"{self.frames:06d}.png", frame)
+        write_atomic_png(self.path(self.frames), frame)
         self.frames += 1
+
+    def close(self, complete: bool = True) -> None:
+        if not complete:
+            for index in range(self.frames):
+                self.path(index).unlink(missing_ok=True)
+
+
+class RecordsFile:
+    """The app's records, one JSON line per frame, under a temporary name until the run ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.partial")
+        self.file = open(self.tmp, "w")
+
+    def write(self, record: dict) -> None:
+        self.file.write(json.dumps(record) + "\n")
+
+    def close(self, complete: bool = True) -> None:
+        self.file.close()
+        if complete:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
 
 
 class WindowSink(FrameSink):
@@ -86,7 +119,7 @@ class WindowSink(FrameSink):
     def write(self, frame: np.ndarray) -> None:
         cv2.imshow(self.title, frame)
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-            raise KeyboardInterrupt
+            self.stop_requested = True
 
     def close(self, complete: bool = True) -> None:
         cv2.destroyWindow(self.title)
@@ -105,7 +138,19 @@ def writable_file(path: str, option: str) -> Path:
 
 
 def display_available() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """Whether a window can open: a display is named and OpenCV opens a window on it (tried in a child process,
+    since a display that cannot be reached aborts the process that tries)."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    probe = "import cv2; cv2.namedWindow('blur2blur-probe'); cv2.waitKey(1); cv2.destroyAllWindows()"
+    try:
+        usable = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=20).returncode == 0
+    except subprocess.TimeoutExpired:
+        usable = False
+    if not usable:
+        log.warning("no window: the display (DISPLAY=%s) cannot be reached; running headless",
+                    os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return usable
 
 
 def open_output(output: str, fps: float) -> FrameSink:
@@ -121,6 +166,8 @@ def open_output(output: str, fps: float) -> FrameSink:
     if not os.access(folder, os.W_OK):
         raise UserError(f"--output {output}: {folder} is not writable")
     if not path.suffix:
+        if any(path.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png")):
+            raise UserError(f"--output {output}: already holds numbered PNGs; give a new or empty folder")
         return ImageFolderSink(path)
     # The frame size is known only at the first frame; a probe now proves that OpenCV can encode this format here.
     probe = path.with_name(f".{path.stem}.probe{path.suffix}")

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 CAMERA_FORMATS = ("MJPG", "YUYV")
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 5.0)  # waits between reopening attempts; the last one repeats
 DEFAULT_FPS = 25.0
+MAX_BAD_FRAMES = 10  # failed reads in a row before a source counts as ended (or disconnected)
 
 
 class FrameSource:
@@ -42,6 +43,11 @@ class FrameSource:
         pass
 
 
+def is_frame(ok: bool, frame: np.ndarray | None) -> bool:
+    """A read that gave an H x W x 3 image."""
+    return ok and frame is not None and frame.ndim == 3 and frame.shape[2] == 3
+
+
 def sane_fps(fps: float) -> float:
     """A capture's frame rate, or 25 where it reports nothing sensible (0, NaN, 1000...)."""
     return fps if 1.0 <= fps <= 240.0 else DEFAULT_FPS
@@ -58,32 +64,46 @@ class CaptureSource(FrameSource):
                  reconnect: bool = False, loop: bool = False) -> None:
         self.opener, self.reconnect, self.loop = opener, reconnect, loop
         self.capture = opener()
-        self.first = self.first_frame(self.capture)  # read while opening, to prove that it decodes
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         super().__init__(kind, spec, live, sane_fps(self.capture.get(cv2.CAP_PROP_FPS)),
                          count if count > 0 and not live else None)
+        self.first = self.first_frame(self.capture)  # read while opening, to prove that it decodes
 
     def first_frame(self, capture: cv2.VideoCapture) -> np.ndarray | None:
-        for _ in range(10):  # cameras may hand out a few empty frames while they start
+        """The first good frame within MAX_BAD_FRAMES reads (cameras hand out a few bad ones while they start)."""
+        for attempt in range(MAX_BAD_FRAMES):
             ok, frame = capture.read()
-            if ok and frame is not None and frame.ndim == 3 and frame.shape[2] == 3:
+            if is_frame(ok, frame):
+                self.skipped += attempt
                 return frame
         return None
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        bad = 0  # failed grabs in a row: one corrupt frame fails a grab, the end of a file or a camera many
         while not self.stopping.is_set():
             if self.first is not None:  # read by opening or reopening
                 frame, self.first = self.first, None
                 yield frame
             elif not self.capture.grab():
+                bad += 1
+                if bad < MAX_BAD_FRAMES and not self.at_end():
+                    continue
                 if not self.restart():
                     return
+                bad = 0
             else:
                 ok, frame = self.capture.retrieve()
-                if ok and frame is not None and frame.ndim == 3 and frame.shape[2] == 3:
+                if is_frame(ok, frame):
+                    self.skipped += bad  # the failed grabs were frames after all
+                    bad = 0
                     yield frame
                 else:
                     self.skipped += 1
+
+    def at_end(self) -> bool:
+        """A file's position at or past its frame count (a live source has no end)."""
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        return not self.live and count > 0 and self.capture.get(cv2.CAP_PROP_POS_FRAMES) >= count
 
     def reopen(self) -> bool:
         """A new capture; True when it delivers a first frame (kept in `first`)."""
@@ -183,6 +203,8 @@ def open_camera(device: str, size: tuple[int, int] | None = None, fps: float | N
         log.warning("--camera-format %s: the camera gives %s instead", camera_format, got)
     if size and (width, height) != tuple(size):
         log.warning("--size %dx%d: the camera gives %dx%d instead", *size, width, height)
+    if fps and abs(source.fps - fps) > 0.5:
+        log.warning("--fps %g: the camera gives %g frames/s instead", fps, source.fps)
     return source
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from blur2blur.apps.hand_model import TASK_ENTRIES, check_task, fetch_hand_model, resolve_hand_model, task_from_wheel
+from blur2blur.apps.hand_model import (TASK_ENTRIES, check_task, default_model_path, fetch_hand_model,
+                                      resolve_hand_model, task_from_wheel)
 from blur2blur.errors import UserError
 from helpers import serve_folder
 
@@ -28,16 +29,24 @@ def test_the_official_download_is_checked_and_cached(tmp_path, monkeypatch):
         assert origin == f"{base}/hand_landmarker.task"
         assert path.read_bytes() == (served / "hand_landmarker.task").read_bytes()
         assert fetch_hand_model(path)[1] == "already there"
+        path.write_bytes(b"a broken model")  # a cut-off copy is fetched again, not kept
+        assert fetch_hand_model(path)[1] == origin and path.read_bytes() == (served / "hand_landmarker.task").read_bytes()
 
 
-def test_where_the_download_fails_the_model_is_built_from_the_mediapipe_wheel(tmp_path):
-    # The URL answers with something that is not a task file: the wheel from the package index takes over.
+def test_the_cache_is_under_home_where_xdg_cache_home_is_empty(monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert default_model_path() == Path.home() / ".cache/blur2blur/mediapipe/hand_landmarker.task"
+
+
+@pytest.mark.parametrize("answer", ["not a task file", "not a URL"])
+def test_where_the_download_fails_the_model_is_built_from_the_mediapipe_wheel(tmp_path, answer):
+    # The URL answers with something that is not a task file, or is no URL: the package index's wheel takes over.
     (tmp_path / "served").mkdir()
     (tmp_path / "served" / "hand_landmarker.task").write_text("<html>not here</html>")
     with serve_folder(tmp_path / "served") as base:
+        url = f"{base}/hand_landmarker.task" if answer == "not a task file" else "nonsense"
         result = subprocess.run([B2B_RUN, "fetch-hand-model", "--out", str(tmp_path / "m.task")],
-                                env={**os.environ, "B2B_HAND_MODEL_URL": f"{base}/hand_landmarker.task"},
-                                capture_output=True, text=True)
+                                env={**os.environ, "B2B_HAND_MODEL_URL": url}, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "built from mediapipe==0.10.21" in result.stdout and "sha256 checked" in result.stdout
     built = (tmp_path / "m.task").read_bytes()

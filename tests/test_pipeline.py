@@ -1,4 +1,5 @@
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -244,3 +245,52 @@ def test_b2b_run_checks_the_output_before_the_first_frame(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and text in lines[0], result.stderr
         assert not (tmp_path / "stats.json").exists()
+
+
+class CloseFailsApp:
+    """A real app whose close() fails, as a plug-in's might."""
+
+    emits_records = False
+
+    def process(self, original, restored, timestamp_ms):
+        return restored, None
+
+    def close(self):
+        raise RuntimeError("app could not close")
+
+
+def test_an_app_that_fails_to_close_still_leaves_every_output_closed(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=3)
+    engine = open_engine(open_bundle(write_frame_bundle(tmp_path / "bundle")), "onnxruntime")
+    source = open_source(video=str(tmp_path / "in.mp4"))
+    with pytest.raises(RuntimeError, match="could not close"):
+        run(source, engine, CloseFailsApp(), [open_output(str(tmp_path / "out.mp4"), source.fps)], progress=False)
+    assert len(read_video(tmp_path / "out.mp4")) == 3 and not (tmp_path / ".out.partial.mp4").exists()
+
+
+def test_b2b_run_failing_mid_run_leaves_no_pngs(tmp_path):
+    write_frame_bundle(tmp_path / "bundle", shape=[1, 8, 8, 3])  # an engine that takes only 8 x 8 frames
+    (tmp_path / "frames").mkdir()
+    for name, size in (("a.png", 8), ("b.png", 8), ("c.png", 12)):
+        cv2.imwrite(str(tmp_path / "frames" / name), np.zeros((size, size, 3), np.uint8))
+    result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--images", str(tmp_path / "frames"),
+                             "--output", str(tmp_path / "out"), "--headless"], capture_output=True, text=True)
+    assert result.returncode == 1 and list((tmp_path / "out").iterdir()) == []
+
+
+def test_b2b_run_refuses_records_from_an_app_that_has_none(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=2)
+    write_frame_bundle(tmp_path / "bundle")
+    result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "in.mp4"),
+                             "--records", str(tmp_path / "r.jsonl"), "--headless"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--records: the none app emits no records" in result.stderr
+
+
+def test_b2b_run_without_a_reachable_display_runs_headless(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=3)
+    write_frame_bundle(tmp_path / "bundle")
+    result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "in.mp4"),
+                             "--output", str(tmp_path / "out.mp4")], capture_output=True, text=True,
+                            env={**os.environ, "DISPLAY": ":97"})
+    assert result.returncode == 0, result.stderr
+    assert "cannot be reached; running headless" in result.stderr and len(read_video(tmp_path / "out.mp4")) == 3

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from blur2blur.errors import UserError
-from blur2blur.runtime.sinks import ImageFolderSink, VideoFileSink, open_output
+from blur2blur.runtime.sinks import ImageFolderSink, RecordsFile, VideoFileSink, display_available, open_output
 from helpers import read_video
 
 
@@ -48,3 +48,36 @@ def test_an_incomplete_run_leaves_no_video(tmp_path):
     sink.write(np.zeros((16, 16, 3), np.uint8))
     sink.close(complete=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_records_appear_only_when_the_run_ends_well(tmp_path):
+    records = RecordsFile(tmp_path / "r.jsonl")
+    records.write({"frame": 0})
+    assert not (tmp_path / "r.jsonl").exists()
+    records.close()
+    assert (tmp_path / "r.jsonl").read_text() == '{"frame": 0}\n'
+    failed = RecordsFile(tmp_path / "f.jsonl")
+    failed.write({"frame": 0})
+    failed.close(complete=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]
+
+
+def test_a_failed_run_removes_its_pngs_and_a_folder_of_earlier_pngs_is_refused(tmp_path):
+    sink = open_output(str(tmp_path / "frames"), fps=25)
+    for _ in range(3):
+        sink.write(np.zeros((4, 4, 3), np.uint8))
+    sink.close(complete=False)
+    assert list((tmp_path / "frames").iterdir()) == []
+    sink = open_output(str(tmp_path / "frames"), fps=25)
+    sink.write(np.zeros((4, 4, 3), np.uint8))
+    sink.close()
+    with pytest.raises(UserError, match="already holds numbered PNGs"):
+        open_output(str(tmp_path / "frames"), fps=25)
+
+
+def test_an_unreachable_display_means_no_window(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":97")  # no X server answers there
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert display_available() is False
+    monkeypatch.delenv("DISPLAY")
+    assert display_available() is False

@@ -123,3 +123,18 @@ def test_a_stopped_source_ends_during_a_reconnect_wait(tmp_path):
 def test_bad_live_sources_are_one_line_errors(kwargs, message):
     with pytest.raises(UserError, match=message):
         open_source(**kwargs)
+
+
+def test_a_corrupt_frame_in_a_video_is_skipped_and_counted_and_the_rest_is_read(tmp_path):
+    writer = cv2.VideoWriter(str(tmp_path / "in.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 25, (64, 48))
+    for i in range(10):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    data = bytearray((tmp_path / "in.avi").read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]  # each frame's JPEG
+    assert len(starts) == 10
+    data[starts[4]:starts[5] - 8] = bytes(starts[5] - 8 - starts[4])  # frame 4's JPEG zeroed, its chunk kept
+    (tmp_path / "corrupt.avi").write_bytes(bytes(data))
+    source = open_source(video=str(tmp_path / "corrupt.avi"))
+    levels = [round(float(frame.mean()) / 20) for frame in source]
+    assert levels == [0, 1, 2, 3, 5, 6, 7, 8, 9] and source.skipped == 1
