@@ -16,7 +16,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.command(name="b2b-run", context_settings=CONTEXT)
 @click.option("--bundle", required=True, type=click.Path(), help="Export bundle folder made by b2b-export.")
-@click.option("--camera", help="Camera: a V4L2 device path (/dev/video0) or an index (0). Live: drops frames when behind.")
+@click.option("--camera", help="Camera: a V4L2 device path (/dev/video0) or an index (0). Live: drops frames "
+              "when behind.")
 @click.option("--camera-format", default="MJPG", show_default=True, type=click.Choice(["MJPG", "YUYV"]),
               help="Camera pixel format; MJPG keeps USB cameras at full frame rate at HD sizes.")
 @click.option("--size", metavar="WxH", help="Camera resolution WIDTHxHEIGHT, e.g. 1280x720.")
@@ -25,7 +26,8 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--video", type=click.Path(), help="Video file (every frame is processed, none dropped).")
 @click.option("--images", type=click.Path(), help="Folder of images, in natural name order (none dropped).")
 @click.option("--loop", is_flag=True, help="Start --video or --images again at the end (until Ctrl-C or --max-frames).")
-@click.option("--reconnect", is_flag=True, help="Reopen a camera or stream that stops, with backoff (else the run ends).")
+@click.option("--reconnect", is_flag=True, help="Reopen a camera or stream that stops, with backoff (else the run "
+              "ends).")
 @click.option("--output", type=click.Path(), help="Write the shown frames: a video (.mp4, ...) or a folder of PNGs.")
 @click.option("--side-by-side", is_flag=True, help="Show and write the input beside the app's frame.")
 @click.option("--headless", is_flag=True, help="No window (automatic where no display exists).")

@@ -97,10 +97,16 @@ def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") 
 
         reason = unavailable_reason()
         if reason is None:
-            return TensorRTEngine(bundle, None if precision == "auto" else precision)
-        if backend == "tensorrt":
+            try:
+                return TensorRTEngine(bundle, None if precision == "auto" else precision)
+            except UserError as err:  # auto: ONNX Runtime still runs the bundle
+                if backend == "tensorrt":
+                    raise
+                log.warning("TensorRT: %s; using ONNX Runtime instead", err)
+        elif backend == "tensorrt":
             raise UserError(f"--backend tensorrt: {reason}; or use --backend onnxruntime")
-        log.debug("not TensorRT: %s", reason)
+        else:
+            log.debug("not TensorRT: %s", reason)
     providers = best_providers()
     if precision == "auto":
         precision = "fp16" if providers[0] == "CUDAExecutionProvider" and "fp16" in bundle.precisions else "fp32"

@@ -51,7 +51,8 @@ class ProfileFit:
             prepared = np.stack([cv2.resize(f, (fitted_w, fitted_h), interpolation=cv2.INTER_AREA) for f in frames])
         if (padded_h, padded_w) != (fitted_h, fitted_w):
             self.padded += len(frames)
-            prepared = np.pad(prepared, ((0, 0), (0, padded_h - fitted_h), (0, padded_w - fitted_w), (0, 0)), mode="edge")
+            padding = ((0, 0), (0, padded_h - fitted_h), (0, padded_w - fitted_w), (0, 0))
+            prepared = np.pad(prepared, padding, mode="edge")
 
         def restore(restored: np.ndarray) -> np.ndarray:
             restored = restored[:, :fitted_h, :fitted_w]

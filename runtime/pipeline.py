@@ -255,8 +255,9 @@ class Pipeline:
         report = summarise(self.samples, frames, seconds)
         report.update(source=f"{self.source.kind}:{self.source.spec}", engine=self.engine.name, batch=self.batch,
                       dropped=sum(self.dropped.values()), dropped_before_inference=self.dropped["captured"],
-                      dropped_before_app=self.dropped["restored"], skipped_corrupt=self.source.skipped, reconnects=self.source.reopened,
-                      resized=self.fit.resized, padded=self.fit.padded, interrupted=self.interrupted)
+                      dropped_before_app=self.dropped["restored"], skipped_corrupt=self.source.skipped,
+                      reconnects=self.source.reopened, resized=self.fit.resized, padded=self.fit.padded,
+                      interrupted=self.interrupted)
         return report
 
     def on_signal(self, signum: int, frame: object) -> None:
