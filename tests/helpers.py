@@ -4,12 +4,15 @@ folders of blurry/sharp pairs."""
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import cv2
 import numpy as np
+
+B2B_RUN = str(Path(sys.executable).parent / "b2b-run")  # the installed console script, as a user runs it
 
 
 def write_video(path: Path, frames: int = 6, width: int = 64, height: int = 48, fps: float = 25.0) -> list[np.ndarray]:

@@ -5,7 +5,6 @@ import hashlib
 import io
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,9 +13,8 @@ import pytest
 from blur2blur.apps.hand_model import (TASK_ENTRIES, check_task, default_model_path, fetch_hand_model,
                                       resolve_hand_model, task_from_wheel)
 from blur2blur.errors import UserError
-from helpers import serve_folder
+from helpers import B2B_RUN, serve_folder
 
-B2B_RUN = str(Path(sys.executable).parent / "b2b-run")
 
 
 def test_the_official_download_is_checked_and_cached(tmp_path, monkeypatch):

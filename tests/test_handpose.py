@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -12,9 +11,8 @@ import pytest
 from blur2blur.apps import load_app
 from blur2blur.apps.hand_model import resolve_hand_model
 from blur2blur.errors import UserError
-from helpers import read_video, write_frame_bundle, write_video
+from helpers import B2B_RUN, read_video, write_frame_bundle, write_video
 
-B2B_RUN = str(Path(sys.executable).parent / "b2b-run")
 HAND_CLIP = "video/mediapipe_samples_hand_landmarker_test_video.mp4"
 
 

@@ -2,9 +2,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,9 +14,8 @@ from blur2blur.runtime.engines import open_engine
 from blur2blur.runtime.pipeline import run
 from blur2blur.runtime.sinks import open_output
 from blur2blur.runtime.sources import CaptureSource, open_source
-from helpers import read_video, serve_folder, write_frame_bundle, write_video
+from helpers import B2B_RUN, read_video, serve_folder, write_frame_bundle, write_video
 
-B2B_RUN = str(Path(sys.executable).parent / "b2b-run")  # the installed console script, as a user runs it
 
 
 def test_pipeline_restores_every_frame_of_a_file_and_reports_timing(tmp_path):
