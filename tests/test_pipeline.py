@@ -71,17 +71,20 @@ def test_b2b_run_cli_bad_input_is_one_line_and_nonzero(tmp_path):
             assert text in lines[0]
 
 
-def test_b2b_run_failing_mid_run_is_one_line_and_leaves_no_output(tmp_path):
+@pytest.mark.parametrize("output", ["out.mp4", "out"])
+def test_b2b_run_failing_mid_run_is_one_line_and_leaves_no_output(tmp_path, output):
     write_frame_bundle(tmp_path / "bundle", shape=[1, 8, 8, 3])  # an engine that takes only 8 x 8 frames
     (tmp_path / "frames").mkdir()
     for name, size in (("a.png", 8), ("b.png", 8), ("c.png", 12)):
         cv2.imwrite(str(tmp_path / "frames" / name), np.zeros((size, size, 3), np.uint8))
     result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--images", str(tmp_path / "frames"),
-                             "--output", str(tmp_path / "out.mp4"), "--headless"], capture_output=True, text=True)
+                             "--output", str(tmp_path / output), "--headless"], capture_output=True, text=True)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("error:") and "12" in errors[0], result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "frames"]
+    kept = ["bundle", "frames"] + (["out"] if output == "out" else [])  # a PNG folder stays, emptied
+    assert sorted(p.name for p in tmp_path.iterdir()) == kept
+    assert output == "out.mp4" or list((tmp_path / output).iterdir()) == []
 
 
 def test_b2b_run_checks_the_stats_path_before_the_first_frame(tmp_path):
@@ -263,16 +266,6 @@ def test_an_app_that_fails_to_close_still_leaves_every_output_closed(tmp_path):
     with pytest.raises(RuntimeError, match="could not close"):
         run(source, engine, CloseFailsApp(), [open_output(str(tmp_path / "out.mp4"), source.fps)], progress=False)
     assert len(read_video(tmp_path / "out.mp4")) == 3 and not (tmp_path / ".out.partial.mp4").exists()
-
-
-def test_b2b_run_failing_mid_run_leaves_no_pngs(tmp_path):
-    write_frame_bundle(tmp_path / "bundle", shape=[1, 8, 8, 3])  # an engine that takes only 8 x 8 frames
-    (tmp_path / "frames").mkdir()
-    for name, size in (("a.png", 8), ("b.png", 8), ("c.png", 12)):
-        cv2.imwrite(str(tmp_path / "frames" / name), np.zeros((size, size, 3), np.uint8))
-    result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--images", str(tmp_path / "frames"),
-                             "--output", str(tmp_path / "out"), "--headless"], capture_output=True, text=True)
-    assert result.returncode == 1 and list((tmp_path / "out").iterdir()) == []
 
 
 def test_b2b_run_refuses_records_from_an_app_that_has_none(tmp_path):
