@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= demo_out
-DEMO_STEPS ?= 2000
+DEMO_STEPS ?= 1500
+, := ,
 
 # The hand-pose app's model, where b2b-run looks for it (fetched, or built from PyPI's mediapipe 0.10.21 wheel).
 HAND_MODEL := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/blur2blur/mediapipe/hand_landmarker.task
@@ -23,16 +24,55 @@ $(VENV)/.installed: pyproject.toml
 $(HAND_MODEL): | $(VENV)/.installed
 	$(BIN)/b2b-run fetch-hand-model
 
-# The main job end to end on the CPU: synthesize known blur, train a tiny deblurrer, export, deblur a video.
+# The main job end to end on the CPU, from the photos bundled with scikit-image: a known blur and a deblurrer for
+# it, an unknown "camera" (vertical motion blur) and its converter G, one exported bundle, a video through
+# b2b-run --app handpose, then b2b-eval and b2b-bench. `make demo VIDEO=clip.mp4` runs your own video instead.
+CAMERA ?= vertical
+CONVERTER_STEPS ?= 400
+DEMO_FRAMES ?= 100
+VIDEO ?=
+DEMO_VIDEO := $(or $(VIDEO),$(OUT)/camera.mp4)
+EVAL_PAIRS := synthetic:$(CAMERA)?sharp=skimage&size=192&count=12&seed=7
+step = @printf '\n==> [%s/9] %s\n' $(1) "$(2)"
+
 demo: setup
-	rm -rf $(OUT) && mkdir -p $(OUT)
+	rm -rf $(OUT) && mkdir -p $(OUT) && date +%s > $(OUT)/.started
+	$(call step,1,known blur: 400 pairs of 128 px)
 	$(BIN)/b2b-train synth --domain known --out $(OUT)/known --count 400 --size 128
+	$(call step,2,the known-blur deblurrer: nafnet-tiny$(,) $(DEMO_STEPS) steps)
 	$(BIN)/b2b-train deblurrer --pairs $(OUT)/known --out $(OUT)/deblurrer --arch nafnet-tiny --steps $(DEMO_STEPS)
-	$(BIN)/b2b-train synth --domain known --sharp skimage --out $(OUT)/blurry.mp4 --video 75
-	$(BIN)/b2b-export --deblurrer $(OUT)/deblurrer/last.pt --fp16 --out $(OUT)/bundle
-	$(BIN)/b2b-run --bundle $(OUT)/bundle --video $(OUT)/blurry.mp4 --app side-by-side \
-		--output $(OUT)/deblurred.mp4 --stats $(OUT)/timing.json --headless
-	@echo "demo done: $(OUT)/deblurred.mp4 (input | restored), $(OUT)/timing.json, bundle in $(OUT)/bundle"
+	$(call step,3,the camera ($(CAMERA) blur): its blurry images and$(,) unpaired$(,) its sharp ones)
+	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera --count 200 --size 128 --seed 3
+	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera-other --count 200 --size 128 --seed 4
+	$(call step,4,the camera's converter G: $(CONVERTER_STEPS) steps)
+	$(BIN)/b2b-train converter --blurry $(OUT)/camera/blur --sharp $(OUT)/camera-other/sharp --known synthetic:known \
+		--deblurrer $(OUT)/deblurrer/last.pt --val-pairs $(OUT)/camera --out $(OUT)/converter \
+		--steps $(CONVERTER_STEPS)
+	$(call step,5,one bundle: G then the deblurrer$(,) verified in FP32 and FP16)
+	$(BIN)/b2b-export --deblurrer $(OUT)/deblurrer/last.pt --converter $(OUT)/converter/best.pt --fp16 \
+		--max-shape 720x1280 --out $(OUT)/bundle
+	$(call step,6,a blurry video of the camera)
+	$(if $(VIDEO),@echo "using $(VIDEO)",$(BIN)/b2b-train synth --domain $(CAMERA) --sharp skimage --out $(OUT)/camera.mp4 --video 75)
+	$(call step,7,b2b-run --app handpose over $(DEMO_VIDEO))
+	$(BIN)/b2b-run --bundle $(OUT)/bundle --video $(DEMO_VIDEO) --app handpose --side-by-side --headless \
+		--max-frames $(DEMO_FRAMES) --output $(OUT)/restored.mp4 --records $(OUT)/hands.jsonl \
+		--stats $(OUT)/timing.json > $(OUT)/timing.txt
+	@cat $(OUT)/timing.txt
+	$(call step,8,b2b-eval deblur: held-out pairs of the camera)
+	$(BIN)/b2b-eval deblur --bundle $(OUT)/bundle --pairs '$(EVAL_PAIRS)' --grid $(OUT)/grids \
+		--json $(OUT)/eval.json > $(OUT)/eval.md
+	@cat $(OUT)/eval.md
+	$(call step,9,b2b-bench: what a frame costs)
+	$(BIN)/b2b-bench --bundle $(OUT)/bundle --sizes 320x240,640x360 --frames 10 --json $(OUT)/bench.json \
+		> $(OUT)/bench.md
+	@cat $(OUT)/bench.md
+	@printf '\ndemo done in %s s. Look at:\n' $$(( $$(date +%s) - $$(cat $(OUT)/.started) ))
+	@echo "  $(OUT)/restored.mp4   the video: input | restored, with the hands found ($(OUT)/hands.jsonl)"
+	@echo "  $(OUT)/grids/         per image: blurry | deblurrer alone | with converter | sharp"
+	@echo "  $(OUT)/eval.md        the PSNR/SSIM table above (every figure in eval.json)"
+	@echo "  $(OUT)/timing.txt     b2b-run's timing report (timing.json); $(OUT)/bench.md: b2b-bench's table"
+	@echo "  $(OUT)/bundle/        the deployable bundle: b2b-export inspect $(OUT)/bundle"
+	$(if $(VIDEO),,@echo "The bundled photos hold no hands: make demo VIDEO=clip.mp4 runs a video of your own.")
 
 test: setup
 	$(BIN)/python -m pytest -q

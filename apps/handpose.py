@@ -1,5 +1,7 @@
 """The `handpose` app: MediaPipe's HandLandmarker (Tasks API, video mode) on the restored frames.
 
+`HandPose(video=False)` detects in still images instead (each on its own, no tracking), for `b2b-eval handpose`.
+
 It draws the 21 landmarks of each hand and their connections, and records per frame each hand's handedness,
 score and landmarks in pixels (x, y; z is MediaPipe's depth relative to the wrist, in about the same scale as x).
 """
@@ -26,22 +28,28 @@ COLOURS = {"Left": (255, 160, 0), "Right": (0, 200, 255)}  # BGR
 
 
 class HandPose:
-    """Hand landmarks on every restored frame; `num_hands` at most, each above `min_confidence`."""
+    """Hand landmarks on every restored frame; `num_hands` at most, each above `min_confidence`.
+
+    `video`: MediaPipe's video mode, which tracks hands from frame to frame (timestamps must increase); else
+    its image mode, where every image is detected on its own and the timestamp is ignored.
+    """
 
     emits_records = True
 
-    def __init__(self, hand_model: str | None = None, num_hands: int = 2, min_confidence: float = 0.5) -> None:
+    def __init__(self, hand_model: str | None = None, num_hands: int = 2, min_confidence: float = 0.5,
+                 video: bool = True) -> None:
         path = resolve_hand_model(hand_model)
         try:
             import mediapipe as mp
             from mediapipe.tasks.python import BaseOptions, vision
         except ImportError:
             raise UserError("--app handpose needs MediaPipe: pip install 'blur2blur[handpose]'") from None
+        mode = vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE
         options = vision.HandLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(path)), running_mode=vision.RunningMode.VIDEO,
-            num_hands=num_hands, min_hand_detection_confidence=min_confidence,
-            min_hand_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
-        self.mp = mp
+            base_options=BaseOptions(model_asset_path=str(path)), running_mode=mode, num_hands=num_hands,
+            min_hand_detection_confidence=min_confidence, min_hand_presence_confidence=min_confidence,
+            min_tracking_confidence=min_confidence)
+        self.mp, self.video = mp, video
         with native_stderr_silenced():  # LiteRT's start-up lines would bury the run's own output
             try:
                 self.landmarker = vision.HandLandmarker.create_from_options(options)
@@ -49,18 +57,20 @@ class HandPose:
                 raise UserError(f"hand model {path}: MediaPipe cannot load it ({one_line(err)}); "
                                 "fetch it again with `b2b-run fetch-hand-model --force`") from None
             try:
-                self.landmarker.detect_for_video(self.image(np.zeros((64, 64, 3), np.uint8)), 0)  # warm-up
+                self.detect(np.zeros((64, 64, 3), np.uint8), -1)  # warm-up
             except BaseException:
                 self.landmarker.close()
                 raise
-        self.offset_ms = 1  # the warm-up took timestamp 0; video mode needs increasing ones
 
     def image(self, frame: np.ndarray):
         return self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
 
-    def detect(self, frame: np.ndarray, timestamp_ms: int) -> list[dict]:
+    def detect(self, frame: np.ndarray, timestamp_ms: int = 0) -> list[dict]:
         """The hands in a BGR frame: handedness, score and 21 landmarks [x px, y px, z]."""
-        result = self.landmarker.detect_for_video(self.image(frame), timestamp_ms + self.offset_ms)
+        if self.video:  # the warm-up took timestamp 0: frames start at 1
+            result = self.landmarker.detect_for_video(self.image(frame), timestamp_ms + 1)
+        else:
+            result = self.landmarker.detect(self.image(frame))
         height, width = frame.shape[:2]
         hands = []
         for landmarks, handedness in zip(result.hand_landmarks, result.handedness):

@@ -7,8 +7,12 @@ import numpy as np
 
 
 def label(frame: np.ndarray, text: str) -> np.ndarray:
+    """`text` written on `frame` (in place) at the top left, white with a dark outline to read on any content."""
     scale = max(0.4, frame.shape[0] / 720)
-    cv2.putText(frame, text, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
+    stroke = max(1, round(2 * scale))
+    for colour, thickness in (((0, 0, 0), stroke + 2), ((255, 255, 255), stroke)):
+        cv2.putText(frame, text, (8, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness,
+                    cv2.LINE_AA)
     return frame
 
 

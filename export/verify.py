@@ -12,6 +12,7 @@ import torch
 
 from blur2blur.errors import UserError
 from blur2blur.export.shapes import ShapeBounds
+from blur2blur.quality import psnr
 
 log = logging.getLogger(__name__)
 FP32_MAX_ERROR, FP32_MIN_PSNR = 1, 50.0  # grey levels, dB
@@ -21,12 +22,6 @@ ENGINE_MIN_PSNR, ENGINE_EXTREME_MIN_PSNR = 40.0, 30.0  # TensorRT kernels (TF32,
 ODD_SIZES = ((37, 53), (135, 241))  # padded inside the graph; moved into the bounds (odd where they allow)
 BATCH_SIZE = (96, 128)  # a multiple of 16 (no padding), run as a batch of two where the bounds allow
 EXTREME_SIZE = (1080, 1920)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays, capped at 100 for identical ones."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else min(100.0, float(10.0 * np.log10(255.0**2 / mse)))
 
 
 def verification_shapes(bounds: ShapeBounds) -> list[tuple[int, int, int]]:

@@ -12,7 +12,17 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-B2B_RUN = str(Path(sys.executable).parent / "b2b-run")  # the installed console script, as a user runs it
+B2B_RUN = str(Path(sys.executable).parent / "b2b-run")  # the installed console scripts, as a user runs them
+B2B_EVAL = str(Path(sys.executable).parent / "b2b-eval")
+B2B_BENCH = str(Path(sys.executable).parent / "b2b-bench")
+
+
+def assert_one_line_error(result, match: str) -> None:
+    """A failed command (subprocess.CompletedProcess) that said one line, `error: ...` naming `match`."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    assert match in lines[0], lines[0]
 
 
 def write_video(path: Path, frames: int = 6, width: int = 64, height: int = 48, fps: float = 25.0) -> list[np.ndarray]:

@@ -10,12 +10,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from helpers import randomized
+from helpers import assert_one_line_error, randomized
 
 from blur2blur.errors import UserError
 from blur2blur.export.onnx_export import export_bundle
 from blur2blur.export.shapes import ShapeBounds
-from blur2blur.export.verify import FP16_MAX, psnr, with_range_probes
+from blur2blur.export.verify import FP16_MAX, with_range_probes
+from blur2blur.quality import psnr
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import save_checkpoint
 from blur2blur.models.deploy import DeployModel
@@ -51,13 +52,6 @@ def ort_run(path: Path, frames: np.ndarray) -> np.ndarray:
 
 def b2b_export(*args) -> subprocess.CompletedProcess:
     return subprocess.run([B2B_EXPORT, *map(str, args)], capture_output=True, text=True, check=False)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, match: str) -> None:
-    assert result.returncode != 0, result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert match in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

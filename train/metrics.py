@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+from blur2blur import quality
 
 PSNR_SCALE = 10.0 / math.log(10.0)
 
@@ -15,12 +18,14 @@ def psnr_loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return PSNR_SCALE * torch.log(mse + 1e-8).mean()
 
 
+def _bytes(batch: torch.Tensor) -> list[np.ndarray]:
+    """A batch of RGB tensors in [0, 1] as 8-bit H x W x 3 images, quantised as they would be saved."""
+    return list(batch.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+
+
 def psnr(output: torch.Tensor, target: torch.Tensor) -> float:
-    """Mean PSNR in dB of a batch, images quantised to 8 bits as they would be saved."""
-    output = output.clamp(0, 1).mul(255).round()
-    target = target.clamp(0, 1).mul(255).round()
-    mse = (output - target).pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    return float((10.0 * torch.log10(255.0**2 / mse)).mean())
+    """Mean PSNR in dB of a batch, images quantised to 8 bits (`blur2blur.quality.psnr`)."""
+    return float(np.mean([quality.psnr(a, b) for a, b in zip(_bytes(output), _bytes(target))]))
 
 
 def charbonnier_loss(output: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -29,15 +34,5 @@ def charbonnier_loss(output: torch.Tensor, target: torch.Tensor, eps: float = 1e
 
 
 def ssim(output: torch.Tensor, target: torch.Tensor) -> float:
-    """Mean SSIM of a batch on 8-bit RGB, scikit-image's implementation (Gaussian window, as in the papers)."""
-    from skimage.metrics import structural_similarity
-
-    def to_uint8(batch: torch.Tensor):
-        return batch.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-    values = [
-        structural_similarity(a, b, channel_axis=2, data_range=255, gaussian_weights=True, sigma=1.5,
-                              use_sample_covariance=False)
-        for a, b in zip(to_uint8(output), to_uint8(target))
-    ]
-    return float(sum(values) / len(values))
+    """Mean SSIM of a batch on 8-bit RGB (`blur2blur.quality.ssim`: scikit-image's, Gaussian window)."""
+    return float(np.mean([quality.ssim(a, b) for a, b in zip(_bytes(output), _bytes(target))]))

@@ -1,0 +1,209 @@
+"""`b2b-eval handpose`: does restoring blurry images bring the hand landmarker back?
+
+Hand photos are blurred by a named domain (a synthetic camera), then MediaPipe's hand landmarker runs on the
+sharp, the blurry and each restored image. Each reference hand is either annotated (21 keypoints from a
+COCO-style JSON, such as OneHand10K's or CMU Panoptic's in mmpose) or, for photos without annotations, what the
+landmarker finds in the sharp image. A detection is of a reference hand when its 21 landmarks lie, on average,
+within half the hand's size of the reference's (the size is the larger side of the hand's box; pairs are matched
+closest first). Reported per image kind: the share of reference hands detected, and the mean keypoint error of
+the detected ones as a fraction of the hand's size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from blur2blur.errors import UserError
+from blur2blur.evaluate.restorers import LABELS, Restorer
+from blur2blur.images import IMAGE_SUFFIXES, is_image, natural_key, read_bgr
+
+log = logging.getLogger(__name__)
+MATCH_LIMIT = 0.5  # mean keypoint error, as a fraction of the hand's size, beyond which it is another hand
+
+
+@dataclass
+class ReferenceHand:
+    """21 keypoints [x, y] in pixels, which of them are visible, and the hand's size in pixels."""
+
+    keypoints: np.ndarray
+    visible: np.ndarray
+    size: float
+
+
+@dataclass
+class HandPhoto:
+    name: str
+    path: Path
+    hands: list[ReferenceHand] = field(default_factory=list)  # empty: the sharp image's detections are the reference
+    annotated: bool = False
+
+
+def _hand_from_annotation(annotation: dict, where: str) -> ReferenceHand:
+    values = np.asarray(annotation.get("keypoints", []), np.float64)
+    if values.size != 63:
+        raise UserError(f"{where}: an annotation has {values.size // 3} keypoints, not the hand's 21")
+    values = values.reshape(21, 3)
+    visible = values[:, 2] > 0
+    if not visible.any():
+        raise UserError(f"{where}: an annotation has no visible keypoint")
+    if annotation.get("bbox") and len(annotation["bbox"]) == 4:
+        size = max(annotation["bbox"][2:4])
+    else:
+        points = values[visible, :2]
+        size = float((points.max(0) - points.min(0)).max())
+    return ReferenceHand(values[:, :2], visible, max(float(size), 1.0))
+
+
+def read_keypoints(path: Path, images: Path | None = None) -> list[HandPhoto]:
+    """Photos and their annotated hands from a COCO-style keypoint JSON; images are looked up by `file_name`
+    in `images`, else beside the JSON."""
+    try:
+        data = json.loads(path.read_text())
+        entries, annotations = data["images"], data["annotations"]
+    except FileNotFoundError:
+        raise UserError(f"--keypoints {path}: no such file") from None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"--keypoints {path}: not a COCO-style keypoint JSON with images and annotations ({err})") \
+            from None
+    folder = images or path.parent
+    photos: dict[int, HandPhoto] = {}
+    for entry in entries:
+        image_path = folder / entry["file_name"]
+        if not image_path.is_file():
+            raise UserError(f"--keypoints {path}: its image {entry['file_name']} is not in {folder} "
+                            "(point --images at the folder that holds them)")
+        photos[entry["id"]] = HandPhoto(entry["file_name"], image_path, annotated=True)
+    for annotation in annotations:
+        if annotation.get("image_id") not in photos:
+            raise UserError(f"--keypoints {path}: annotation {annotation.get('id')} names image "
+                            f"{annotation.get('image_id')}, which the file does not list")
+        photos[annotation["image_id"]].hands.append(_hand_from_annotation(annotation, f"--keypoints {path}"))
+    return [photo for photo in photos.values() if photo.hands]
+
+
+def find_photos(keypoints: list[str], images: str | None) -> list[HandPhoto]:
+    """Annotated photos from each `--keypoints` file (or every .json in a folder given there), else every image
+    in `--images` without annotations."""
+    photos: list[HandPhoto] = []
+    image_root = Path(images) if images else None
+    if image_root is not None and not image_root.is_dir():
+        raise UserError(f"--images {images}: no such folder")
+    for spec in keypoints:
+        path = Path(spec)
+        files = sorted(path.rglob("*.json"), key=lambda p: natural_key(str(p))) if path.is_dir() else [path]
+        if not files:
+            raise UserError(f"--keypoints {spec}: the folder holds no .json keypoint file")
+        for file in files:
+            found = read_keypoints(file, image_root)
+            if not found:
+                raise UserError(f"--keypoints {file}: annotates no hand")
+            prefix = f"{file.parent.name}/" if len(files) > 1 or len(keypoints) > 1 else ""
+            photos += [HandPhoto(prefix + p.name, p.path, p.hands, True) for p in found]
+    if keypoints:
+        return photos
+    if image_root is None:
+        raise UserError("give hand photos: --keypoints FILE.json (COCO-style, 21 keypoints) or --images DIR")
+    files = sorted((p for p in image_root.rglob("*") if p.is_file() and is_image(p)),
+                   key=lambda p: natural_key(str(p)))
+    if not files:
+        raise UserError(f"--images {images}: holds no images (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return [HandPhoto(str(p.relative_to(image_root)), p) for p in files]
+
+
+def blur_image(domain, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(sharp, blurry) of a whole image as the domain's camera renders it: the border is mirrored for the kernel."""
+    m = domain.margin
+    padded = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REFLECT_101)
+    return domain.make_pair(padded, rng)
+
+
+def _error(detected: list, reference: ReferenceHand) -> float:
+    points = np.asarray(detected, np.float64)[:, :2]
+    distances = np.linalg.norm(points[reference.visible] - reference.keypoints[reference.visible], axis=1)
+    return float(distances.mean() / reference.size)
+
+
+def match_hands(detections: list[dict], references: list[ReferenceHand]) -> list[float | None]:
+    """For each reference hand, the normalised mean keypoint error of its detection, or None when missed."""
+    candidates = sorted((_error(d["landmarks"], r), ri, di) for ri, r in enumerate(references)
+                        for di, d in enumerate(detections))
+    errors: list[float | None] = [None] * len(references)
+    used: set[int] = set()
+    for error, ri, di in candidates:
+        if error < MATCH_LIMIT and errors[ri] is None and di not in used:
+            errors[ri] = error
+            used.add(di)
+    return errors
+
+
+def _reference_from(hands: list[dict]) -> list[ReferenceHand]:
+    references = []
+    for hand in hands:
+        points = np.asarray(hand["landmarks"], np.float64)[:, :2]
+        size = float((points.max(0) - points.min(0)).max())
+        references.append(ReferenceHand(points, np.ones(21, bool), max(size, 1.0)))
+    return references
+
+
+def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer], detector, seed: int = 0,
+                      grid: str | Path | None = None) -> dict:
+    """Detection rate and keypoint error of `detector` (HandPose in image mode) on the sharp, blurry and
+    restored versions of every photo. With `grid`, writes the images with the landmarks drawn, one PNG each."""
+    from blur2blur.apps.handpose import draw_hands
+    from blur2blur.apps.side_by_side import label
+    from blur2blur.train.records import write_grid
+
+    keys = ["sharp", "blurry"] + [r.key for r in restorers]
+    rows, start = [], time.perf_counter()
+    for index, photo in enumerate(tqdm(photos, desc="evaluating", unit="photo", leave=False)):
+        image = read_bgr(photo.path)
+        if image is None:
+            raise UserError(f"{photo.path}: cannot be read as an image")
+        if min(image.shape[:2]) <= 2 * domain.margin:
+            raise UserError(f"{photo.path}: {image.shape[1]}x{image.shape[0]} is too small for the {domain.name} "
+                            f"blur (needs over {2 * domain.margin} px a side)")
+        sharp, blurry = blur_image(domain, image, np.random.default_rng([seed, index]))
+        versions = {"sharp": sharp, "blurry": blurry, **{r.key: r.restore(blurry) for r in restorers}}
+        detections = {key: detector.detect(version) for key, version in versions.items()}
+        references = photo.hands or _reference_from(detections["sharp"])
+        row = {"name": photo.name, "annotated": photo.annotated, "reference_hands": len(references)}
+        for key in keys:
+            row[key] = {"found": len(detections[key]), "errors": match_hands(detections[key], references)}
+        rows.append(row)
+        if grid:
+            tiles = [label(draw_hands(versions[key].copy(), detections[key]), LABELS[key]) for key in keys]
+            write_grid(Path(grid) / (photo.name.replace("/", "_").rsplit(".", 1)[0] + ".png"), [tiles])
+    if not any(row["reference_hands"] for row in rows):
+        raise UserError("no reference hand: the landmarker finds no hand in any sharp photo (give photos with "
+                        "hands, or --keypoints with their annotations)")
+    summary = {}
+    for key in keys:
+        errors = [e for row in rows for e in row[key]["errors"]]
+        found = [e for e in errors if e is not None]
+        summary[key] = {"hands": len(errors), "detected": len(found),
+                        "rate": len(found) / len(errors),
+                        "error": float(np.mean(found)) if found else float("nan")}
+    return {"domain": domain.name, "photos": len(rows), "annotated": all(p.annotated for p in photos),
+            "columns": {"sharp": "sharp", "blurry": f"blurry ({domain.name})",
+                        **{r.key: r.description for r in restorers}},
+            "images": rows, "summary": summary, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def format_handpose_table(result: dict) -> str:
+    """A markdown table: hands detected and the mean keypoint error per image kind."""
+    reference = "annotated keypoints" if result["annotated"] else "the hands found in the sharp images"
+    lines = ["| images | hands detected | mean keypoint error (of hand size) |", "|---|---|---|"]
+    for key, figures in result["summary"].items():
+        name = f"blurry ({result['domain']})" if key == "blurry" else LABELS[key]
+        error = "-" if figures["detected"] == 0 else f"{figures['error']:.3f}"
+        lines.append(f"| {name} | {figures['detected']}/{figures['hands']} ({figures['rate']:.0%}) | {error} |")
+    return "\n".join(lines + ["", f"{result['photos']} photos; reference: {reference}; the error is over the hands "
+                              "detected, each keypoint's distance divided by the larger side of the hand's box"])

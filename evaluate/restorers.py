@@ -1,0 +1,109 @@
+"""The restorations an evaluation compares, from an export bundle or from checkpoints.
+
+A `Restorer` maps one uint8 H x W x 3 BGR image to its restored image. `open_restorers` gives up to two, in
+this order: `deblurrer` (the deblurrer alone) and `converter` (the deblurrer after the camera's converter G).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from blur2blur.errors import UserError
+
+log = logging.getLogger(__name__)
+LABELS = {"blurry": "blurry input", "deblurrer": "deblurrer alone", "converter": "with converter", "sharp": "sharp"}
+
+
+@dataclass
+class Restorer:
+    """`restore(image) -> image` (uint8 BGR), with what it is (`description`) for tables and JSON."""
+
+    key: str
+    description: str
+    restore: Callable[[np.ndarray], np.ndarray]
+    close: Callable[[], None] = lambda: None
+
+
+def open_restorers(bundle: str | None = None, deblurrer: str | None = None, converter: str | None = None,
+                   backend: str = "auto", precision: str = "auto") -> list[Restorer]:
+    """The deblurrer alone and, when there is a converter, the deblurrer after it.
+
+    With a bundle, its own graph (in the runtime's engine) is the last of them; the deblurrer alone of a bundle
+    with a converter comes from the deblurrer checkpoint the bundle was exported from, when it is still there.
+    """
+    check_model_options(bundle, deblurrer, converter)
+    if deblurrer:
+        restorers = [torch_restorer("deblurrer", deblurrer)]
+        if converter:
+            restorers.append(torch_restorer("converter", deblurrer, converter))
+        return restorers
+    return bundle_restorers(bundle, backend, precision)
+
+
+def check_model_options(bundle: str | None, deblurrer: str | None, converter: str | None) -> None:
+    """A bundle, or a deblurrer checkpoint with an optional converter: one of the two."""
+    if bool(bundle) == bool(deblurrer):
+        raise UserError("give either --bundle BUNDLE or --deblurrer CKPT (with --converter CKPT for a camera's G)")
+    if converter and not deblurrer:
+        raise UserError("--converter goes with --deblurrer (a bundle already holds its converter)")
+
+
+def torch_restorer(key: str, deblurrer: str, converter: str | None = None) -> Restorer:
+    """The fused module of checkpoints in PyTorch eager (FP32, on the CPU)."""
+    import torch
+
+    from blur2blur.export.onnx_export import load_models
+
+    model, sources = load_models(deblurrer, converter)
+
+    @torch.inference_mode()
+    def restore(image: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(np.ascontiguousarray(image[None])))[0].numpy()
+
+    parts = [f"{sources[role]['arch']} ({sources[role]['path']})" for role in ("converter", "deblurrer") if role in sources]
+    return Restorer(key, " then ".join(parts) + ", PyTorch", restore)
+
+
+def bundle_restorers(path: str, backend: str, precision: str) -> list[Restorer]:
+    from blur2blur.runtime.bundle import open_bundle
+    from blur2blur.runtime.engines import infer, open_engine
+    from blur2blur.runtime.fit import ProfileFit
+
+    bundle = open_bundle(path)
+    sources = bundle.meta.get("sources", {})
+    engine = open_engine(bundle, backend, precision)
+    fit = ProfileFit(bundle.profile)
+
+    def restore(image: np.ndarray) -> np.ndarray:
+        frames, back = fit.prepare(image[None])
+        return back(infer(engine, frames))[0]
+
+    key = "converter" if "converter" in sources else "deblurrer"
+    ours = Restorer(key, f"bundle {path}, {engine.name}", restore, engine.close)
+    if key == "deblurrer":
+        return [ours]
+    checkpoints = bundle_checkpoints(bundle.meta)
+    if checkpoints:
+        return [torch_restorer("deblurrer", checkpoints["deblurrer"]), ours]
+    log.warning("bundle %s: its deblurrer checkpoint is not there or has changed, so there is no 'deblurrer alone' "
+                "column; give --deblurrer and --converter checkpoints for both", path)
+    return [ours]
+
+
+def bundle_checkpoints(meta: dict) -> dict[str, str] | None:
+    """The checkpoints a bundle was exported from ({"deblurrer": path, maybe "converter": path}), when each is
+    still where it was and unchanged (same sha256); else None."""
+    from blur2blur.export.bundle_info import sha256
+
+    found = {}
+    for role, source in meta.get("sources", {}).items():
+        path = Path(source.get("path", ""))
+        if not path.is_file() or sha256(path) != source.get("sha256"):
+            return None
+        found[role] = str(path)
+    return found if "deblurrer" in found else None

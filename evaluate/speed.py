@@ -1,0 +1,205 @@
+"""`b2b-bench`: frames/s and latency of the fused model per backend, frame size and precision, with its GFLOP.
+
+Every backend runs the same fused module (uint8 BGR frames in and out): PyTorch eager from the checkpoints,
+ONNX Runtime and TensorRT from the bundle's graphs. Each configuration restores one frame at a time: a few
+warm-up calls, then `frames` timed calls, each timed from the frame handed over to the restored frame back
+on the host. The GFLOP of a frame are PyTorch's count of the module's multiply-adds (2 FLOP each) at that size.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from blur2blur.errors import UserError
+from blur2blur.runtime.bundle import Bundle
+
+log = logging.getLogger(__name__)
+BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16")
+
+
+def time_calls(restore: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, frames: int, warmup: int) -> dict:
+    """frames/s and per-call latency p50/p95/mean in ms of `frames` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        restore(frame)
+    times = []
+    for _ in range(frames):
+        start = time.perf_counter()
+        restore(frame)
+        times.append(time.perf_counter() - start)
+    ms = np.array(times) * 1000.0
+    return {"fps": frames / sum(times), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
+            "mean_ms": float(ms.mean())}
+
+
+def gflop_per_frame(model, height: int, width: int) -> float:
+    """GFLOP of one frame through the fused module, as PyTorch's FLOP counter counts them."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    frame = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(frame)
+    return counter.get_total_flops() / 1e9
+
+
+@dataclass
+class Subject:
+    """The fused model under test: its bundle, and its PyTorch module (None where it cannot be had, `no_model`
+    saying why)."""
+
+    bundle: Bundle
+    model: object | None
+    no_model: str
+    description: str
+
+
+def _describe(sources: dict) -> str:
+    return " then ".join(sources[role]["arch"] for role in ("converter", "deblurrer") if role in sources)
+
+
+def open_subject(bundle: str | None, deblurrer: str | None, converter: str | None, work: Path,
+                 sizes: tuple[tuple[int, int], ...]) -> Subject:
+    """A bundle with the checkpoints it was exported from (where they still are), or checkpoints exported now into
+    a temporary bundle in `work` whose shapes hold `sizes`."""
+    from blur2blur.evaluate.restorers import bundle_checkpoints, check_model_options
+    from blur2blur.runtime.bundle import open_bundle
+
+    check_model_options(bundle, deblurrer, converter)
+    if bundle:
+        loaded = open_bundle(bundle)
+        description = _describe(loaded.meta.get("sources", {})) or str(bundle)
+        checkpoints = bundle_checkpoints(loaded.meta)
+        if checkpoints is None:
+            return Subject(loaded, None, "the bundle's checkpoints are not where they were exported from", description)
+        deblurrer, converter = checkpoints["deblurrer"], checkpoints.get("converter")
+    try:
+        from blur2blur.export.onnx_export import export_bundle, load_models
+    except ImportError:
+        if not bundle:
+            raise UserError("--deblurrer needs PyTorch (pip install 'blur2blur[export]'); without it, give --bundle") \
+                from None
+        return Subject(loaded, None, "PyTorch is not installed here", description)
+    model, sources = load_models(deblurrer, converter)
+    if not bundle:
+        from blur2blur.export.shapes import ShapeBounds
+
+        log.info("exporting %s with --fp16 into a temporary bundle for ONNX Runtime and TensorRT", deblurrer)
+        largest = (max(h for _, h in sizes), max(w for w, _ in sizes))
+        export_bundle(deblurrer, work / "bundle", converter=converter, fp16=True,
+                      bounds=ShapeBounds(min=(16, 16), opt=(sizes[0][1], sizes[0][0]), max=largest))
+        loaded = open_bundle(work / "bundle")
+    return Subject(loaded, model, "", _describe(sources))
+
+
+Timed = tuple[Callable[[np.ndarray], np.ndarray], str, Callable[[], None]]  # restore, what runs it, close
+
+
+def open_timed(subject: Subject, backend: str, precision: str) -> Timed | str:
+    """What restores frames on `backend` in `precision`, or why that cannot run here."""
+    if backend == "pytorch":
+        return _eager(subject, precision)
+    if precision not in subject.bundle.precisions:
+        return f"the bundle has no {precision} graph (export with --fp16)"
+    from blur2blur.runtime.engines import OnnxRuntimeEngine, best_providers, infer
+
+    if backend == "onnxruntime":
+        engine = OnnxRuntimeEngine(subject.bundle.onnx_path(precision), best_providers())
+        name = f"ONNX Runtime ({engine.session.get_providers()[0].replace('ExecutionProvider', '')})"
+    else:
+        from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            return reason
+        engine, name = TensorRTEngine(subject.bundle, precision), "TensorRT"
+    return (lambda frame: infer(engine, frame)), name, engine.close
+
+
+def _eager(subject: Subject, precision: str) -> Timed | str:
+    if subject.model is None:
+        return subject.no_model
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if precision == "fp16" and device == "cpu":
+        return "PyTorch computes FP16 convolutions only on a GPU"
+    model = (subject.model.to_fp16() if precision == "fp16" else subject.model).to(device)
+
+    @torch.inference_mode()
+    def restore(frame: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(frame).to(device)).cpu().numpy()
+
+    return restore, f"PyTorch eager ({device.upper()})", lambda: None
+
+
+def machine() -> str:
+    """The CPU (and GPU) this runs on, in words."""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor() or platform.machine()
+    from blur2blur.runtime.cuda_memory import gpu_name
+
+    gpu = gpu_name()
+    return f"{cpu}{f', {gpu}' if gpu else ''}"
+
+
+def run_bench(bundle: str | None = None, deblurrer: str | None = None, converter: str | None = None,
+              backends: tuple[str, ...] = BACKENDS, sizes: tuple[tuple[int, int], ...] = ((640, 360), (1280, 720)),
+              precisions: tuple[str, ...] = PRECISIONS, frames: int = 20, warmup: int = 2) -> dict:
+    """Every backend x size (width, height) x precision that can run here, timed; the others with the reason."""
+    rows, skipped = [], []
+    with tempfile.TemporaryDirectory(prefix="b2b-bench-") as work:
+        subject = open_subject(bundle, deblurrer, converter, Path(work), sizes)
+        gflop = {}
+        if subject.model is not None:
+            gflop = {size: gflop_per_frame(subject.model, size[1], size[0]) for size in sizes}
+        rng = np.random.default_rng(0)
+        configs = [(b, p) for b in backends for p in precisions]
+        bar = tqdm(total=len(configs) * len(sizes), desc="timing", unit="config", leave=False)
+        for backend, precision in configs:
+            timed = open_timed(subject, backend, precision)
+            if isinstance(timed, str):
+                skipped.append({"backend": backend, "precision": precision, "reason": timed})
+                bar.update(len(sizes))
+                continue
+            restore, engine, close = timed
+            try:
+                for width, height in sizes:
+                    frame = rng.integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+                    figures = time_calls(restore, frame, frames, warmup)
+                    work_gflop = gflop.get((width, height))
+                    rows.append({"backend": backend, "precision": precision, "engine": engine,
+                                 "size": f"{width}x{height}", **figures, "gflop_per_frame": work_gflop,
+                                 "gflop_per_s": work_gflop * figures["fps"] if work_gflop else None})
+                    bar.update()
+            finally:
+                close()
+        bar.close()
+    return {"model": subject.description, "machine": machine(), "frames": frames, "warmup": warmup,
+            "rows": rows, "skipped": skipped}
+
+
+def format_bench_table(result: dict) -> str:
+    """A markdown table of the timed configurations, then a line per configuration that could not run."""
+    lines = [f"{result['model']} on {result['machine']}; one frame at a time, {result['frames']} timed after "
+             f"{result['warmup']} warm-up", "",
+             "| backend | precision | frame | frames/s | p50 ms | p95 ms | GFLOP/frame | GFLOP/s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        gflop = f"{row['gflop_per_frame']:.1f} | {row['gflop_per_s']:.1f}" if row["gflop_per_frame"] else "- | -"
+        lines.append(f"| {row['engine']} | {row['precision']} | {row['size']} | {row['fps']:.2f} | "
+                     f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {gflop} |")
+    lines += [f"not run: {s['backend']} {s['precision']}: {s['reason']}" for s in result["skipped"]]
+    return "\n".join(lines)

@@ -1,0 +1,32 @@
+"""Image-quality figures on 8-bit images (H x W x 3 uint8), without torch.
+
+PSNR and SSIM are computed on all three colour channels, as the deblurring papers report them; both are the
+same for RGB and BGR. SSIM is scikit-image's, with the Gaussian window of Wang et al. (sigma 1.5, population
+covariances), which is what MATLAB's `ssim` and the papers' evaluation scripts compute.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def psnr(image: np.ndarray, reference: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two uint8 arrays of one shape (images, batches), capped at 100 dB."""
+    _check(image, reference)
+    mse = float(np.mean((image.astype(np.float64) - reference.astype(np.float64)) ** 2))
+    return 100.0 if mse == 0 else min(100.0, float(10.0 * np.log10(255.0**2 / mse)))
+
+
+def ssim(image: np.ndarray, reference: np.ndarray) -> float:
+    """Structural similarity of 8-bit colour images, the mean over channels (scikit-image's implementation)."""
+    from skimage.metrics import structural_similarity
+
+    _check(image, reference)
+    return float(structural_similarity(image, reference, channel_axis=2, data_range=255, gaussian_weights=True,
+                                       sigma=1.5, use_sample_covariance=False))
+
+
+def _check(image: np.ndarray, reference: np.ndarray) -> None:
+    if image.shape != reference.shape or image.dtype != np.uint8 or reference.dtype != np.uint8:
+        raise ValueError(f"quality figures need two uint8 arrays of one shape, got {image.dtype} {image.shape} "
+                         f"and {reference.dtype} {reference.shape}")

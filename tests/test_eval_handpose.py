@@ -1,0 +1,77 @@
+"""b2b-eval handpose with real MediaPipe on the annotated hand photos in ../shared/data, and its bad input."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from helpers import B2B_EVAL, assert_one_line_error, write_frame_bundle
+
+from blur2blur.evaluate.handpose import ReferenceHand, match_hands
+
+ONEHAND = "hands/annotated_mmpose/onehand10k"
+
+
+def b2b_eval(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([B2B_EVAL, "handpose", *map(str, args)], capture_output=True, text=True, check=False)
+
+
+def test_a_detection_matches_the_hand_it_lies_on():
+    keypoints = np.stack([np.linspace(0, 100, 21), np.linspace(0, 50, 21)], 1)
+    hand = ReferenceHand(keypoints, np.ones(21, bool), size=100.0)
+    visible_half = ReferenceHand(keypoints, np.arange(21) < 10, size=100.0)
+    near = {"landmarks": [[x + 3, y + 4, 0] for x, y in keypoints]}  # 5 px off: 0.05 of the hand
+    other = {"landmarks": [[x + 300, y, 0] for x, y in keypoints]}  # another hand
+    assert match_hands([other, near], [hand]) == [pytest.approx(0.05)]
+    assert match_hands([other], [hand]) == [None]
+    assert match_hands([near], [hand, visible_half]) == [pytest.approx(0.05), None]  # one detection, one hand
+
+
+def test_annotated_photos_sharp_blurry_and_restored(shared_data, tmp_path):
+    bundle = write_frame_bundle(tmp_path / "identity", invert=False)  # restores nothing: equals the blurry row
+    result = b2b_eval("--keypoints", shared_data / ONEHAND / "test_onehand10k.json", "--domain", "shake",
+                      "--bundle", bundle, "--json", tmp_path / "hands.json", "--grid", tmp_path / "grids")
+    assert result.returncode == 0, result.stderr
+    assert "| sharp | 4/4 (100%) |" in result.stdout and "| blurry (shake) |" in result.stdout
+    figures = json.loads((tmp_path / "hands.json").read_text())
+    summary = figures["summary"]
+    assert figures["annotated"] and figures["photos"] == 4
+    assert summary["sharp"]["error"] < 0.15  # MediaPipe lands on the annotated keypoints
+    assert summary["deblurrer"] == summary["blurry"]
+    assert summary["blurry"]["detected"] < 4 or summary["blurry"]["error"] > summary["sharp"]["error"]
+    assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["1402.png", "33.png", "784.png", "9.png"]
+
+
+def test_photos_without_annotations_take_the_sharp_detections_as_reference(shared_data, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("hand_thumb_up.jpg", "hand_landmarker_test_image.jpg"):
+        shutil.copy(shared_data / "hands/mediapipe_samples_pixabay" / name, photos)
+    bundle = write_frame_bundle(tmp_path / "identity", invert=False)
+    result = b2b_eval("--images", photos, "--domain", "known", "--bundle", bundle, "--json", tmp_path / "h.json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "h.json").read_text())["summary"]
+    assert summary["sharp"]["hands"] >= 2  # a hand in each photo at least
+    assert summary["sharp"]["rate"] == 1.0 and summary["sharp"]["error"] == 0.0  # the reference itself
+
+
+def test_bad_input_is_one_line(shared_data, tmp_path):
+    bundle = write_frame_bundle(tmp_path / "identity", invert=False)
+    (tmp_path / "empty").mkdir()
+    annotations = json.loads((shared_data / ONEHAND / "test_onehand10k.json").read_text())
+    annotations["images"][0]["file_name"] = "gone.jpg"
+    (tmp_path / "missing_image.json").write_text(json.dumps(annotations))
+    (tmp_path / "not_coco.json").write_text('{"hands": []}')
+
+    def fails(match, *args):
+        assert_one_line_error(b2b_eval("--bundle", bundle, *args), match)
+
+    fails("--keypoints", "--keypoints", tmp_path / "absent.json", "--domain", "known")
+    fails("gone.jpg", "--keypoints", tmp_path / "missing_image.json", "--images", shared_data / ONEHAND,
+          "--domain", "known")
+    fails("not a COCO-style keypoint JSON", "--keypoints", tmp_path / "not_coco.json", "--domain", "known")
+    fails("holds no images", "--images", tmp_path / "empty", "--domain", "known")
+    fails("holds no .json", "--keypoints", tmp_path / "empty", "--domain", "known")
+    fails("--domain", "--images", shared_data / ONEHAND, "--domain", "fog")
+    fails("give hand photos", "--domain", "known")
