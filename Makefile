@@ -36,6 +36,7 @@ EVAL_PAIRS := synthetic:$(CAMERA)?sharp=skimage&size=192&count=12&seed=7
 step = @printf '\n==> [%s/9] %s\n' $(1) "$(2)"
 
 demo: setup
+	$(if $(VIDEO),@test -f '$(VIDEO)' || { echo "error: VIDEO=$(VIDEO): no such file" >&2; exit 2; })
 	rm -rf $(OUT) && mkdir -p $(OUT) && date +%s > $(OUT)/.started
 	$(call step,1,known blur: 400 pairs of 128 px)
 	$(BIN)/b2b-train synth --domain known --out $(OUT)/known --count 400 --size 128
@@ -44,9 +45,10 @@ demo: setup
 	$(call step,3,the camera ($(CAMERA) blur): its blurry images and$(,) unpaired$(,) its sharp ones)
 	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera --count 200 --size 128 --seed 3
 	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera-other --count 200 --size 128 --seed 4
+	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera-val --count 8 --size 128 --seed 5
 	$(call step,4,the camera's converter G: $(CONVERTER_STEPS) steps)
 	$(BIN)/b2b-train converter --blurry $(OUT)/camera/blur --sharp $(OUT)/camera-other/sharp --known synthetic:known \
-		--deblurrer $(OUT)/deblurrer/last.pt --val-pairs $(OUT)/camera --out $(OUT)/converter \
+		--deblurrer $(OUT)/deblurrer/last.pt --val-pairs $(OUT)/camera-val --out $(OUT)/converter \
 		--steps $(CONVERTER_STEPS)
 	$(call step,5,one bundle: G then the deblurrer$(,) verified in FP32 and FP16)
 	$(BIN)/b2b-export --deblurrer $(OUT)/deblurrer/last.pt --converter $(OUT)/converter/best.pt --fp16 \
@@ -58,7 +60,7 @@ demo: setup
 		--max-frames $(DEMO_FRAMES) --output $(OUT)/restored.mp4 --records $(OUT)/hands.jsonl \
 		--stats $(OUT)/timing.json > $(OUT)/timing.txt
 	@cat $(OUT)/timing.txt
-	$(call step,8,b2b-eval deblur: held-out pairs of the camera)
+	$(call step,8,b2b-eval deblur: new pairs of the camera (fresh crops and blur))
 	$(BIN)/b2b-eval deblur --bundle $(OUT)/bundle --pairs '$(EVAL_PAIRS)' --grid $(OUT)/grids \
 		--json $(OUT)/eval.json > $(OUT)/eval.md
 	@cat $(OUT)/eval.md

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+SSIM_MIN_SIDE = 11  # the Gaussian window's size (sigma 1.5, truncated at 3.5 sigma)
+
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB of two uint8 arrays of one shape (images, batches), capped at 100 dB."""

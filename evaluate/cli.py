@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from contextlib import ExitStack
 
 import click
 
@@ -37,6 +38,15 @@ def _write_json(path, result: dict) -> None:
     click.echo(f"wrote {path}")
 
 
+def _report(table: str, count: int, grid: str | None, json_file, result: dict) -> None:
+    """The table, then what was written."""
+    click.echo(table)
+    if grid:
+        click.echo(f"wrote {count} grids to {grid}")
+    if json_file:
+        _write_json(json_file, result)
+
+
 @click.group(name="b2b-eval", context_settings=CONTEXT)
 def eval_group():
     """Measure what the deblurrer and the camera's converter bring, on your own data.
@@ -66,23 +76,20 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, json_path, 
       b2b-eval deblur --deblurrer NAFNet-GoPro-width32.pth --pairs gopro:GOPRO_Large?split=test --limit 0
     """
     from blur2blur.evaluate.deblur import evaluate_deblur, format_deblur_table
+    from blur2blur.evaluate.grids import grid_folder
     from blur2blur.evaluate.restorers import open_restorers
     from blur2blur.runtime.sinks import writable_file
     from blur2blur.train.datasets import open_pairs
 
     json_file = writable_file(json_path, "--json") if json_path else None
-    source = open_pairs(pairs)
-    restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
-    try:
-        result = evaluate_deblur(source, restorers, limit, grid, pairs)
-    finally:
+    source = open_pairs(pairs, validate=False)  # unreadable pairs are skipped as they come: --limit reads no more
+    with ExitStack() as stack:
+        grids = stack.enter_context(grid_folder(grid))
+        restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
         for restorer in restorers:
-            restorer.close()
-    click.echo(format_deblur_table(result, per_image=not mean_only))
-    if grid:
-        click.echo(f"wrote {result['evaluated']} grids to {grid}")
-    if json_file:
-        _write_json(json_file, result)
+            stack.callback(restorer.close)
+        result = evaluate_deblur(source, restorers, limit, grids, pairs)
+    _report(format_deblur_table(result, per_image=not mean_only), result["evaluated"], grid, json_file, result)
 
 
 @eval_group.command(name="handpose", context_settings=CONTEXT)
@@ -107,6 +114,7 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, json_path
       b2b-eval handpose --images my_hand_photos/ --domain vertical --bundle bundle --json hands.json
     """
     from blur2blur.apps.handpose import HandPose
+    from blur2blur.evaluate.grids import grid_folder
     from blur2blur.evaluate.handpose import evaluate_handpose, find_photos, format_handpose_table
     from blur2blur.evaluate.restorers import open_restorers
     from blur2blur.runtime.sinks import writable_file
@@ -118,17 +126,15 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, json_path
     except UserError as err:
         raise UserError(f"--domain {err}") from None
     photos = find_photos(list(keypoints), images)
-    restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
-    detector = HandPose(hand_model, video=False)
-    try:
-        result = evaluate_handpose(photos, blur, restorers, detector, seed, grid)
-    finally:
-        detector.close()
+    with ExitStack() as stack:
+        grids = stack.enter_context(grid_folder(grid))
+        detector = HandPose(hand_model, video=False)  # before the models: a missing hand model fails at once
+        stack.callback(detector.close)
+        restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
         for restorer in restorers:
-            restorer.close()
-    click.echo(format_handpose_table(result))
-    if json_file:
-        _write_json(json_file, result)
+            stack.callback(restorer.close)
+        result = evaluate_handpose(photos, blur, restorers, detector, seed, grids)
+    _report(format_handpose_table(result), result["photos"], grid, json_file, result)
 
 
 def eval_main(argv: list[str] | None = None) -> None:
@@ -173,7 +179,7 @@ def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, fra
 
 
 def _items(text: str, option: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
+    items = list(dict.fromkeys(item.strip() for item in text.split(",") if item.strip()))
     if not items:
         raise UserError(f"{option}: name at least one")
     return items

@@ -3,62 +3,52 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
-from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from blur2blur.apps.side_by_side import label
+from blur2blur.errors import UserError
+from blur2blur.evaluate.grids import Grids
 from blur2blur.evaluate.restorers import LABELS, Restorer
-from blur2blur.quality import psnr, ssim
+from blur2blur.quality import SSIM_MIN_SIDE, psnr, ssim
+from blur2blur.train.splits import spread
 
 log = logging.getLogger(__name__)
 
 
-def spread_indices(total: int, limit: int) -> list[int]:
-    """At most `limit` indices spread evenly over range(total) (all of them when `limit` is 0)."""
-    if not limit or total <= limit:
-        return list(range(total))
-    return np.linspace(0, total - 1, limit).round().astype(int).tolist()
-
-
-def grid_name(name: str) -> str:
-    """A pair's name as a file name: path separators and odd characters become '_'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") + ".png"
-
-
-def evaluate_deblur(pairs, restorers: list[Restorer], limit: int = 100, grid: str | Path | None = None,
+def evaluate_deblur(pairs, restorers: list[Restorer], limit: int = 100, grids: Grids | None = None,
                     source: str = "") -> dict:
-    """Figures per pair and their means; `pairs` is any pair reader (`load(i)` -> (blurry, sharp) BGR or None).
-
-    With `grid`, writes blurry | each restoration | sharp per pair as a labelled PNG into that folder.
-    """
-    from blur2blur.train.records import write_grid
-
+    """Figures per pair and their means; `pairs` is any pair reader (`load(i)` -> (blurry, sharp) BGR or None,
+    unreadable pairs are skipped and named in the result). With `grids`, a comparison per pair:
+    blurry | each restoration | sharp."""
     keys = ["blurry"] + [r.key for r in restorers]
-    indices = spread_indices(len(pairs), limit)
-    names = pairs.names
-    images, start = [], time.perf_counter()
-    for i in tqdm(indices, desc="evaluating", unit="pair", leave=False):
-        loaded = pairs.load(i)
+    chosen = spread(pairs, limit) if limit else pairs
+    names = chosen.names
+    images, skipped, start = [], [], time.perf_counter()
+    for i in tqdm(range(len(chosen)), desc="evaluating", unit="pair", leave=False, disable=None):
+        loaded = chosen.load(i)
         if loaded is None:
+            skipped.append(names[i])
             continue
         blurry, sharp = loaded
+        if min(blurry.shape[:2]) < SSIM_MIN_SIDE:
+            raise UserError(f"pair {names[i]} is {blurry.shape[1]}x{blurry.shape[0]}: SSIM needs images of at least "
+                            f"{SSIM_MIN_SIDE} px a side")
         outputs = {"blurry": blurry, **{r.key: r.restore(blurry) for r in restorers}}
         row = {"name": names[i], "size": list(blurry.shape[:2])}
         row.update({key: {"psnr": psnr(outputs[key], sharp), "ssim": ssim(outputs[key], sharp)} for key in keys})
         images.append(row)
-        if grid:
-            tiles = [label(outputs[key].copy(), LABELS[key]) for key in keys] + [label(sharp.copy(), "sharp")]
-            write_grid(Path(grid) / grid_name(names[i]), [tiles])
+        if grids:
+            grids.write(names[i], [(outputs[key], LABELS[key]) for key in keys] + [(sharp, "sharp")])
     if not images:
-        raise ValueError("no pair could be read")  # pair readers reject sources without a readable pair
+        raise UserError(f"--pairs {source}: none of the {len(chosen)} pairs evaluated can be read (unreadable files, "
+                        "or a blurry and a sharp image of different sizes)")
+    if skipped:
+        log.warning("skipped %d unreadable or mismatched pairs: %s", len(skipped), ", ".join(skipped[:5]))
     mean = {key: {m: float(np.mean([row[key][m] for row in images])) for m in ("psnr", "ssim")} for key in keys}
     return {"pairs": source or getattr(pairs, "source", ""), "evaluated": len(images), "available": len(pairs),
-            "skipped": list(getattr(pairs, "skipped", [])),
-            "columns": {"blurry": LABELS["blurry"], **{r.key: r.description for r in restorers}},
+            "skipped": skipped, "columns": {"blurry": LABELS["blurry"], **{r.key: r.description for r in restorers}},
             "images": images, "mean": mean, "seconds": round(time.perf_counter() - start, 2)}
 
 

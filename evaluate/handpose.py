@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from blur2blur.errors import UserError
+from blur2blur.evaluate.grids import Grids
 from blur2blur.evaluate.restorers import LABELS, Restorer
 from blur2blur.images import IMAGE_SUFFIXES, is_image, natural_key, read_bgr
 
@@ -46,14 +47,16 @@ class HandPhoto:
     annotated: bool = False
 
 
-def _hand_from_annotation(annotation: dict, where: str) -> ReferenceHand:
+def _hand_from_annotation(annotation: dict, where: str) -> ReferenceHand | None:
+    """The annotated hand; None for a hand with no visible keypoint (unlabelled, as datasets have some)."""
     values = np.asarray(annotation.get("keypoints", []), np.float64)
     if values.size != 63:
-        raise UserError(f"{where}: an annotation has {values.size // 3} keypoints, not the hand's 21")
+        raise UserError(f"{where}: annotation {annotation.get('id')} has {values.size / 3:g} keypoints, not the "
+                        "hand's 21")
     values = values.reshape(21, 3)
     visible = values[:, 2] > 0
     if not visible.any():
-        raise UserError(f"{where}: an annotation has no visible keypoint")
+        return None
     if annotation.get("bbox") and len(annotation["bbox"]) == 4:
         size = max(annotation["bbox"][2:4])
     else:
@@ -67,25 +70,36 @@ def read_keypoints(path: Path, images: Path | None = None) -> list[HandPhoto]:
     in `images`, else beside the JSON."""
     try:
         data = json.loads(path.read_text())
-        entries, annotations = data["images"], data["annotations"]
     except FileNotFoundError:
         raise UserError(f"--keypoints {path}: no such file") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"--keypoints {path}: not a COCO-style keypoint JSON with images and annotations ({err})") \
-            from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"--keypoints {path}: unreadable ({err})") from None
     folder = images or path.parent
     photos: dict[int, HandPhoto] = {}
-    for entry in entries:
-        image_path = folder / entry["file_name"]
-        if not image_path.is_file():
-            raise UserError(f"--keypoints {path}: its image {entry['file_name']} is not in {folder} "
-                            "(point --images at the folder that holds them)")
-        photos[entry["id"]] = HandPhoto(entry["file_name"], image_path, annotated=True)
-    for annotation in annotations:
-        if annotation.get("image_id") not in photos:
-            raise UserError(f"--keypoints {path}: annotation {annotation.get('id')} names image "
-                            f"{annotation.get('image_id')}, which the file does not list")
-        photos[annotation["image_id"]].hands.append(_hand_from_annotation(annotation, f"--keypoints {path}"))
+    unlabelled = 0
+    try:
+        for entry in data["images"]:
+            image_path = folder / entry["file_name"]
+            if not image_path.is_file():
+                raise UserError(f"--keypoints {path}: its image {entry['file_name']} is not in {folder} "
+                                "(point --images at the folder that holds them)")
+            if entry["id"] in photos:
+                raise UserError(f"--keypoints {path}: two images have the id {entry['id']}")
+            photos[entry["id"]] = HandPhoto(entry["file_name"], image_path, annotated=True)
+        for annotation in data["annotations"]:
+            if annotation.get("image_id") not in photos:
+                raise UserError(f"--keypoints {path}: annotation {annotation.get('id')} names image "
+                                f"{annotation.get('image_id')}, which the file does not list")
+            hand = _hand_from_annotation(annotation, f"--keypoints {path}")
+            if hand is None:
+                unlabelled += 1
+            else:
+                photos[annotation["image_id"]].hands.append(hand)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise UserError(f"--keypoints {path}: not a COCO-style keypoint JSON (images with file_name and id, "
+                        f"annotations with image_id and 21 numeric [x, y, visible] keypoints): {err!r}") from None
+    if unlabelled:
+        log.warning("--keypoints %s: left out %d hands with no visible keypoint", path, unlabelled)
     return [photo for photo in photos.values() if photo.hands]
 
 
@@ -154,16 +168,14 @@ def _reference_from(hands: list[dict]) -> list[ReferenceHand]:
 
 
 def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer], detector, seed: int = 0,
-                      grid: str | Path | None = None) -> dict:
+                      grids: Grids | None = None) -> dict:
     """Detection rate and keypoint error of `detector` (HandPose in image mode) on the sharp, blurry and
-    restored versions of every photo. With `grid`, writes the images with the landmarks drawn, one PNG each."""
+    restored versions of every photo. With `grids`, a comparison per photo with the landmarks drawn."""
     from blur2blur.apps.handpose import draw_hands
-    from blur2blur.apps.side_by_side import label
-    from blur2blur.train.records import write_grid
 
     keys = ["sharp", "blurry"] + [r.key for r in restorers]
     rows, start = [], time.perf_counter()
-    for index, photo in enumerate(tqdm(photos, desc="evaluating", unit="photo", leave=False)):
+    for index, photo in enumerate(tqdm(photos, desc="evaluating", unit="photo", leave=False, disable=None)):
         image = read_bgr(photo.path)
         if image is None:
             raise UserError(f"{photo.path}: cannot be read as an image")
@@ -178,9 +190,9 @@ def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer]
         for key in keys:
             row[key] = {"found": len(detections[key]), "errors": match_hands(detections[key], references)}
         rows.append(row)
-        if grid:
-            tiles = [label(draw_hands(versions[key].copy(), detections[key]), LABELS[key]) for key in keys]
-            write_grid(Path(grid) / (photo.name.replace("/", "_").rsplit(".", 1)[0] + ".png"), [tiles])
+        if grids:
+            grids.write(photo.name, [(draw_hands(versions[key].copy(), detections[key]), LABELS[key])
+                                     for key in keys])
     if not any(row["reference_hands"] for row in rows):
         raise UserError("no reference hand: the landmarker finds no hand in any sharp photo (give photos with "
                         "hands, or --keypoints with their annotations)")
@@ -190,7 +202,7 @@ def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer]
         found = [e for e in errors if e is not None]
         summary[key] = {"hands": len(errors), "detected": len(found),
                         "rate": len(found) / len(errors),
-                        "error": float(np.mean(found)) if found else float("nan")}
+                        "error": float(np.mean(found)) if found else None}
     return {"domain": domain.name, "photos": len(rows), "annotated": all(p.annotated for p in photos),
             "columns": {"sharp": "sharp", "blurry": f"blurry ({domain.name})",
                         **{r.key: r.description for r in restorers}},
@@ -203,7 +215,7 @@ def format_handpose_table(result: dict) -> str:
     lines = ["| images | hands detected | mean keypoint error (of hand size) |", "|---|---|---|"]
     for key, figures in result["summary"].items():
         name = f"blurry ({result['domain']})" if key == "blurry" else LABELS[key]
-        error = "-" if figures["detected"] == 0 else f"{figures['error']:.3f}"
+        error = "-" if figures["error"] is None else f"{figures['error']:.3f}"
         lines.append(f"| {name} | {figures['detected']}/{figures['hands']} ({figures['rate']:.0%}) | {error} |")
     return "\n".join(lines + ["", f"{result['photos']} photos; reference: {reference}; the error is over the hands "
                               "detected, each keypoint's distance divided by the larger side of the hand's box"])

@@ -1,7 +1,8 @@
 """The restorations an evaluation compares, from an export bundle or from checkpoints.
 
 A `Restorer` maps one uint8 H x W x 3 BGR image to its restored image. `open_restorers` gives up to two, in
-this order: `deblurrer` (the deblurrer alone) and `converter` (the deblurrer after the camera's converter G).
+this order: `deblurrer` (the deblurrer alone) and `converter` (the deblurrer after the camera's converter G);
+a bundle that does not record what it was exported from is just `bundle`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 from blur2blur.errors import UserError
 
 log = logging.getLogger(__name__)
-LABELS = {"blurry": "blurry input", "deblurrer": "deblurrer alone", "converter": "with converter", "sharp": "sharp"}
+LABELS = {"blurry": "blurry input", "deblurrer": "deblurrer alone", "converter": "with converter", "bundle": "bundle",
+          "sharp": "sharp"}
 
 
 @dataclass
@@ -70,38 +72,55 @@ def torch_restorer(key: str, deblurrer: str, converter: str | None = None) -> Re
 
 
 def bundle_restorers(path: str, backend: str, precision: str) -> list[Restorer]:
+    """The bundle's graph in the runtime's engine, after the deblurrer alone in PyTorch when the bundle fuses a
+    converter and its deblurrer checkpoint can be had. A bundle that records no checkpoints is the `bundle`."""
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import infer, open_engine
     from blur2blur.runtime.fit import ProfileFit
 
     bundle = open_bundle(path)
-    sources = bundle.meta.get("sources", {})
-    engine = open_engine(bundle, backend, precision)
+    sources = bundle.meta.get("sources") or {}
     fit = ProfileFit(bundle.profile)
+    engine = open_engine(bundle, backend, precision)
 
     def restore(image: np.ndarray) -> np.ndarray:
-        frames, back = fit.prepare(image[None])
+        largest = bundle.profile.max if bundle.profile else image.shape[:2]
+        if image.shape[0] > largest[0] or image.shape[1] > largest[1]:
+            # b2b-run would shrink it: the figures would measure the resizing, not the restoration
+            raise UserError(f"--bundle {path}: an image of {image.shape[1]}x{image.shape[0]} is larger than the "
+                            f"bundle's largest frame ({largest[1]}x{largest[0]}); export it with a larger "
+                            "--max-shape, or give --deblurrer and --converter checkpoints")
+        frames, back = fit.prepare(image[None])  # a small image is padded, and the padding cropped off again
         return back(infer(engine, frames))[0]
 
-    key = "converter" if "converter" in sources else "deblurrer"
+    key = "converter" if "converter" in sources else "deblurrer" if sources else "bundle"
     ours = Restorer(key, f"bundle {path}, {engine.name}", restore, engine.close)
-    if key == "deblurrer":
+    if key != "converter":
         return [ours]
-    checkpoints = bundle_checkpoints(bundle.meta)
-    if checkpoints:
-        return [torch_restorer("deblurrer", checkpoints["deblurrer"]), ours]
-    log.warning("bundle %s: its deblurrer checkpoint is not there or has changed, so there is no 'deblurrer alone' "
-                "column; give --deblurrer and --converter checkpoints for both", path)
+    checkpoint = bundle_checkpoints(bundle.meta, roles=("deblurrer",))
+    try:
+        if checkpoint:
+            return [torch_restorer("deblurrer", checkpoint["deblurrer"]), ours]
+        reason = "its deblurrer checkpoint is not where it was exported from, or has changed"
+    except ImportError:
+        reason = "PyTorch is not installed here"
+    except BaseException:
+        engine.close()
+        raise
+    log.warning("bundle %s: %s, so there is no 'deblurrer alone' column (give --deblurrer and --converter "
+                "checkpoints for both)", path, reason)
     return [ours]
 
 
-def bundle_checkpoints(meta: dict) -> dict[str, str] | None:
-    """The checkpoints a bundle was exported from ({"deblurrer": path, maybe "converter": path}), when each is
-    still where it was and unchanged (same sha256); else None."""
+def bundle_checkpoints(meta: dict, roles: tuple[str, ...] = ("deblurrer", "converter")) -> dict[str, str] | None:
+    """The checkpoints of `roles` a bundle was exported from ({"deblurrer": path, maybe "converter": path}), when
+    each is still where it was and unchanged (same sha256); else None."""
     from blur2blur.export.bundle_info import sha256
 
     found = {}
-    for role, source in meta.get("sources", {}).items():
+    for role, source in (meta.get("sources") or {}).items():
+        if role not in roles:
+            continue
         path = Path(source.get("path", ""))
         if not path.is_file() or sha256(path) != source.get("sha256"):
             return None

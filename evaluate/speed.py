@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from blur2blur.errors import UserError
+from blur2blur.errors import UserError, one_line
 from blur2blur.runtime.bundle import Bundle
 
 log = logging.getLogger(__name__)
@@ -69,19 +69,21 @@ def _describe(sources: dict) -> str:
 
 
 def open_subject(bundle: str | None, deblurrer: str | None, converter: str | None, work: Path,
-                 sizes: tuple[tuple[int, int], ...]) -> Subject:
+                 sizes: tuple[tuple[int, int], ...], fp16: bool = True) -> Subject:
     """A bundle with the checkpoints it was exported from (where they still are), or checkpoints exported now into
-    a temporary bundle in `work` whose shapes hold `sizes`."""
+    a temporary bundle in `work` whose shapes hold `sizes` (with the FP16 graph when `fp16`)."""
     from blur2blur.evaluate.restorers import bundle_checkpoints, check_model_options
     from blur2blur.runtime.bundle import open_bundle
 
     check_model_options(bundle, deblurrer, converter)
     if bundle:
         loaded = open_bundle(bundle)
-        description = _describe(loaded.meta.get("sources", {})) or str(bundle)
+        description = _describe(loaded.meta.get("sources") or {}) or str(bundle)
         checkpoints = bundle_checkpoints(loaded.meta)
         if checkpoints is None:
-            return Subject(loaded, None, "the bundle's checkpoints are not where they were exported from", description)
+            why = "the bundle's checkpoints are not where they were exported from, or have changed" \
+                if loaded.meta.get("sources") else "the bundle records no checkpoints"
+            return Subject(loaded, None, why, description)
         deblurrer, converter = checkpoints["deblurrer"], checkpoints.get("converter")
     try:
         from blur2blur.export.onnx_export import export_bundle, load_models
@@ -94,10 +96,11 @@ def open_subject(bundle: str | None, deblurrer: str | None, converter: str | Non
     if not bundle:
         from blur2blur.export.shapes import ShapeBounds
 
-        log.info("exporting %s with --fp16 into a temporary bundle for ONNX Runtime and TensorRT", deblurrer)
+        log.info("exporting %s into a temporary bundle for ONNX Runtime and TensorRT", deblurrer)
+        smallest = (min(h for _, h in sizes), min(w for w, _ in sizes))
         largest = (max(h for _, h in sizes), max(w for w, _ in sizes))
-        export_bundle(deblurrer, work / "bundle", converter=converter, fp16=True,
-                      bounds=ShapeBounds(min=(16, 16), opt=(sizes[0][1], sizes[0][0]), max=largest))
+        export_bundle(deblurrer, work / "bundle", converter=converter, fp16=fp16,
+                      bounds=ShapeBounds(min=smallest, opt=(sizes[0][1], sizes[0][0]), max=largest))
         loaded = open_bundle(work / "bundle")
     return Subject(loaded, model, "", _describe(sources))
 
@@ -113,16 +116,19 @@ def open_timed(subject: Subject, backend: str, precision: str) -> Timed | str:
         return f"the bundle has no {precision} graph (export with --fp16)"
     from blur2blur.runtime.engines import OnnxRuntimeEngine, best_providers, infer
 
-    if backend == "onnxruntime":
-        engine = OnnxRuntimeEngine(subject.bundle.onnx_path(precision), best_providers())
-        name = f"ONNX Runtime ({engine.session.get_providers()[0].replace('ExecutionProvider', '')})"
-    else:
-        from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
+    try:
+        if backend == "onnxruntime":
+            engine = OnnxRuntimeEngine(subject.bundle.onnx_path(precision), best_providers())
+            name = f"ONNX Runtime ({engine.session.get_providers()[0].replace('ExecutionProvider', '')})"
+        else:
+            from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
 
-        reason = unavailable_reason()
-        if reason:
-            return reason
-        engine, name = TensorRTEngine(subject.bundle, precision), "TensorRT"
+            reason = unavailable_reason()
+            if reason:
+                return reason
+            engine, name = TensorRTEngine(subject.bundle, precision), "TensorRT"
+    except Exception as err:  # noqa: BLE001 -- one configuration that cannot start leaves the others to time
+        return f"it cannot start here: {one_line(err)}"
     return (lambda frame: infer(engine, frame)), name, engine.close
 
 
@@ -155,19 +161,32 @@ def machine() -> str:
     return f"{cpu}{f', {gpu}' if gpu else ''}"
 
 
+def check_sizes(bundle: Bundle, sizes: tuple[tuple[int, int], ...]) -> None:
+    """Every (width, height) inside the bundle's shape bounds, which TensorRT's engine is built for."""
+    profile = bundle.profile
+    if profile is None:
+        return
+    (min_h, min_w), (max_h, max_w) = profile.min, profile.max
+    for width, height in sizes:
+        if not (min_h <= height <= max_h and min_w <= width <= max_w):
+            raise UserError(f"--sizes {width}x{height}: outside the bundle's {min_w}x{min_h} to {max_w}x{max_h}; "
+                            "time sizes inside it, or export the bundle with a wider --min-shape/--max-shape")
+
+
 def run_bench(bundle: str | None = None, deblurrer: str | None = None, converter: str | None = None,
               backends: tuple[str, ...] = BACKENDS, sizes: tuple[tuple[int, int], ...] = ((640, 360), (1280, 720)),
               precisions: tuple[str, ...] = PRECISIONS, frames: int = 20, warmup: int = 2) -> dict:
     """Every backend x size (width, height) x precision that can run here, timed; the others with the reason."""
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="b2b-bench-") as work:
-        subject = open_subject(bundle, deblurrer, converter, Path(work), sizes)
+        subject = open_subject(bundle, deblurrer, converter, Path(work), sizes, fp16="fp16" in precisions)
+        check_sizes(subject.bundle, sizes)
         gflop = {}
         if subject.model is not None:
             gflop = {size: gflop_per_frame(subject.model, size[1], size[0]) for size in sizes}
         rng = np.random.default_rng(0)
         configs = [(b, p) for b in backends for p in precisions]
-        bar = tqdm(total=len(configs) * len(sizes), desc="timing", unit="config", leave=False)
+        bar = tqdm(total=len(configs) * len(sizes), desc="timing", unit="config", leave=False, disable=None)
         for backend, precision in configs:
             timed = open_timed(subject, backend, precision)
             if isinstance(timed, str):

@@ -82,7 +82,7 @@ def test_an_identity_bundle_gives_the_blurry_figures_and_synthetic_pairs_work(tm
                       "--json", tmp_path / "eval.json")
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "eval.json").read_text())
-    assert figures["evaluated"] == 3 and figures["mean"]["deblurrer"] == figures["mean"]["blurry"]
+    assert figures["evaluated"] == 3 and figures["mean"]["bundle"] == figures["mean"]["blurry"]
 
 
 def test_limit_spreads_the_pairs_evaluated(pairs, tmp_path):
@@ -108,3 +108,8 @@ def test_bad_input_is_one_line(checkpoints, pairs, tmp_path):
     assert_one_line_error(b2b_eval("deblur", "--deblurrer", checkpoints / "converter.pt", "--pairs", pairs),
                           "--deblurrer needs a deblurrer")
     assert_one_line_error(b2b_eval("deblur", "--bundle", tmp_path / "none", "--pairs", pairs), "--bundle")
+    small = write_frame_bundle(tmp_path / "small", invert=False, shapes={
+        "min": [1, 16, 16, 3], "opt": [1, 32, 32, 3], "max": [1, 32, 32, 3]})
+    assert_one_line_error(b2b_eval("deblur", "--bundle", small, "--pairs", pairs, "--grid", tmp_path / "grids"),
+                          "an image of 40x40 is larger than the bundle's largest frame (32x32)")
+    assert list(tmp_path.glob("*grids*")) == []  # a failed run leaves no grids

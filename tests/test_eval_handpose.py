@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 
+import cv2
 import numpy as np
 import pytest
 from helpers import B2B_EVAL, assert_one_line_error, write_frame_bundle
@@ -26,6 +27,11 @@ def test_a_detection_matches_the_hand_it_lies_on():
     assert match_hands([other, near], [hand]) == [pytest.approx(0.05)]
     assert match_hands([other], [hand]) == [None]
     assert match_hands([near], [hand, visible_half]) == [pytest.approx(0.05), None]  # one detection, one hand
+    # closest pairs first, not the first hand first: the first reference gets the detection 0.2 from it
+    second = ReferenceHand(keypoints + [10, 0], np.ones(21, bool), size=100.0)
+    a = {"landmarks": [[x + 13, y, 0] for x, y in keypoints]}  # 0.13 from the first, 0.03 from the second
+    b = {"landmarks": [[x - 20, y, 0] for x, y in keypoints]}  # 0.20 from the first, 0.30 from the second
+    assert match_hands([a, b], [hand, second]) == [pytest.approx(0.2), pytest.approx(0.03)]
 
 
 def test_annotated_photos_sharp_blurry_and_restored(shared_data, tmp_path):
@@ -38,7 +44,7 @@ def test_annotated_photos_sharp_blurry_and_restored(shared_data, tmp_path):
     summary = figures["summary"]
     assert figures["annotated"] and figures["photos"] == 4
     assert summary["sharp"]["error"] < 0.15  # MediaPipe lands on the annotated keypoints
-    assert summary["deblurrer"] == summary["blurry"]
+    assert summary["bundle"] == summary["blurry"]
     assert summary["blurry"]["detected"] < 4 or summary["blurry"]["error"] > summary["sharp"]["error"]
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["1402.png", "33.png", "784.png", "9.png"]
 
@@ -48,12 +54,14 @@ def test_photos_without_annotations_take_the_sharp_detections_as_reference(share
     photos.mkdir()
     for name in ("hand_thumb_up.jpg", "hand_landmarker_test_image.jpg"):
         shutil.copy(shared_data / "hands/mediapipe_samples_pixabay" / name, photos)
-    bundle = write_frame_bundle(tmp_path / "identity", invert=False)
+    bundle = write_frame_bundle(tmp_path / "negative")  # 255 - x: a negative, where no hand is found
     result = b2b_eval("--images", photos, "--domain", "known", "--bundle", bundle, "--json", tmp_path / "h.json")
     assert result.returncode == 0, result.stderr
     summary = json.loads((tmp_path / "h.json").read_text())["summary"]
     assert summary["sharp"]["hands"] >= 2  # a hand in each photo at least
     assert summary["sharp"]["rate"] == 1.0 and summary["sharp"]["error"] == 0.0  # the reference itself
+    assert summary["bundle"]["detected"] == 0 and summary["bundle"]["error"] is None
+    assert f"| bundle | 0/{summary['sharp']['hands']} (0%) | - |" in result.stdout
 
 
 def test_bad_input_is_one_line(shared_data, tmp_path):
@@ -75,3 +83,23 @@ def test_bad_input_is_one_line(shared_data, tmp_path):
     fails("holds no .json", "--keypoints", tmp_path / "empty", "--domain", "known")
     fails("--domain", "--images", shared_data / ONEHAND, "--domain", "fog")
     fails("give hand photos", "--domain", "known")
+    fails("--grid", "--images", shared_data / ONEHAND, "--domain", "known", "--grid", tmp_path / "missing_image.json")
+
+
+def test_unlabelled_hands_are_left_out_and_a_failed_run_leaves_no_grids(shared_data, tmp_path):
+    annotations = json.loads((shared_data / ONEHAND / "test_onehand10k.json").read_text())
+    annotations["annotations"][0]["keypoints"] = [0] * 63  # a hand nobody labelled
+    (tmp_path / "hands.json").write_text(json.dumps(annotations))
+    bundle = write_frame_bundle(tmp_path / "identity", invert=False)
+    result = b2b_eval("--keypoints", tmp_path / "hands.json", "--images", shared_data / ONEHAND, "--domain", "known",
+                      "--bundle", bundle, "--grid", tmp_path / "grids")
+    assert result.returncode == 0, result.stderr
+    assert "left out 1 hands with no visible keypoint" in result.stderr and "3 photos" in result.stdout
+    assert len(list((tmp_path / "grids").iterdir())) == 3
+
+    empty = tmp_path / "plain"
+    empty.mkdir()
+    cv2.imwrite(str(empty / "wall.png"), np.full((64, 64, 3), 128, np.uint8))  # no hand to take as reference
+    assert_one_line_error(b2b_eval("--images", empty, "--domain", "known", "--bundle", bundle, "--grid",
+                                   tmp_path / "nogrids"), "no reference hand")
+    assert not (tmp_path / "nogrids").exists() and [p.name for p in tmp_path.iterdir() if "nogrids" in p.name] == []

@@ -43,9 +43,9 @@ from blur2blur.train.datasets import (
     parse_spec,
 )
 from blur2blur.train.metrics import psnr, ssim
-from blur2blur.train.paired import held_out_tensors, spread
+from blur2blur.train.paired import held_out_tensors
 from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, perceptual_loss
-from blur2blur.train.splits import Pairs
+from blur2blur.train.splits import Pairs, spread
 from blur2blur.train.transfer import open_transfer
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -16,16 +15,9 @@ from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.train.config import PairConfig
 from blur2blur.train.crops import PairedCrops, bgr_to_tensor
 from blur2blur.train.datasets import open_pairs
-from blur2blur.train.splits import Pairs, PairsView, holdout
+from blur2blur.train.splits import Pairs, holdout, spread
 
 log = logging.getLogger(__name__)
-
-
-def spread(pairs: Pairs, count: int) -> Pairs:
-    """At most `count` pairs spread evenly over `pairs` (a quick but representative validation set)."""
-    if len(pairs) <= count:
-        return pairs
-    return PairsView(pairs, np.linspace(0, len(pairs) - 1, count).round().astype(int).tolist())
 
 
 def train_and_val(config: PairConfig) -> tuple[Pairs, Pairs]:

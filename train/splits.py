@@ -44,6 +44,14 @@ class PairsView:
         return self.pairs.load(self.indices[i])
 
 
+def spread(pairs: Pairs, count: int) -> Pairs:
+    """At most `count` pairs spread evenly over `pairs`, the first and the last among them (a quick but
+    representative validation or evaluation set)."""
+    if len(pairs) <= count:
+        return pairs
+    return PairsView(pairs, np.linspace(0, len(pairs) - 1, count).round().astype(int).tolist())
+
+
 def holdout(pairs: Pairs, val_count: int, seed: int) -> tuple[Pairs, Pairs]:
     """(train, validation), disjoint and seeded. Files: `val_count` pairs held out, never more than a fifth.
     Pairs made on the fly: validation draws on sharp images that training never sees."""
