@@ -128,7 +128,8 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, json_path
     photos = find_photos(list(keypoints), images)
     with ExitStack() as stack:
         grids = stack.enter_context(grid_folder(grid))
-        detector = HandPose(hand_model, video=False)  # before the models: a missing hand model fails at once
+        most = max(len(photo.hands) for photo in photos)  # annotated hands in one photo; at least the app's 2
+        detector = HandPose(hand_model, num_hands=max(2, most), video=False)  # before the models: fails at once
         stack.callback(detector.close)
         restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
         for restorer in restorers:

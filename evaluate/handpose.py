@@ -58,11 +58,15 @@ def _hand_from_annotation(annotation: dict, where: str) -> ReferenceHand | None:
     if not visible.any():
         return None
     if annotation.get("bbox") and len(annotation["bbox"]) == 4:
-        size = max(annotation["bbox"][2:4])
+        size = float(max(annotation["bbox"][2:4]))
     else:
-        points = values[visible, :2]
-        size = float((points.max(0) - points.min(0)).max())
-    return ReferenceHand(values[:, :2], visible, max(float(size), 1.0))
+        size = extent(values[visible, :2])
+    return ReferenceHand(values[:, :2], visible, max(size, 1.0))
+
+
+def extent(points: np.ndarray) -> float:
+    """The larger side of the box around N x 2 points."""
+    return float((points.max(0) - points.min(0)).max())
 
 
 def read_keypoints(path: Path, images: Path | None = None) -> list[HandPhoto]:
@@ -162,8 +166,7 @@ def _reference_from(hands: list[dict]) -> list[ReferenceHand]:
     references = []
     for hand in hands:
         points = np.asarray(hand["landmarks"], np.float64)[:, :2]
-        size = float((points.max(0) - points.min(0)).max())
-        references.append(ReferenceHand(points, np.ones(21, bool), max(size, 1.0)))
+        references.append(ReferenceHand(points, np.ones(21, bool), max(extent(points), 1.0)))
     return references
 
 
