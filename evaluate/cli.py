@@ -146,7 +146,7 @@ def eval_main(argv: list[str] | None = None) -> None:
 @click.option("--bundle", type=click.Path(), help="Export bundle; PyTorch eager uses the checkpoints it was exported "
               "from, where they still are.")
 @click.option("--deblurrer", type=click.Path(), help="Deblurrer checkpoint (instead of --bundle: exported to a "
-              "temporary bundle with --fp16).")
+              "temporary bundle first).")
 @click.option("--converter", type=click.Path(), help="The camera's converter G checkpoint (with --deblurrer).")
 @click.option("--backends", default="pytorch,onnxruntime,tensorrt", show_default=True,
               help="Comma-separated: pytorch (eager), onnxruntime, tensorrt (where it runs).")
