@@ -40,10 +40,7 @@ def open_restorers(bundle: str | None = None, deblurrer: str | None = None, conv
     """
     check_model_options(bundle, deblurrer, converter)
     if deblurrer:
-        restorers = [torch_restorer("deblurrer", deblurrer)]
-        if converter:
-            restorers.append(torch_restorer("converter", deblurrer, converter))
-        return restorers
+        return torch_restorers(deblurrer, converter)
     return bundle_restorers(bundle, backend, precision)
 
 
@@ -55,20 +52,28 @@ def check_model_options(bundle: str | None, deblurrer: str | None, converter: st
         raise UserError("--converter goes with --deblurrer (a bundle already holds its converter)")
 
 
-def torch_restorer(key: str, deblurrer: str, converter: str | None = None) -> Restorer:
-    """The fused module of checkpoints in PyTorch eager (FP32, on the CPU)."""
+def torch_restorers(deblurrer: str, converter: str | None = None) -> list[Restorer]:
+    """The deblurrer alone and, with a converter, the deblurrer after it: checkpoints loaded once, run in PyTorch
+    eager (FP32, on the CPU)."""
     import torch
 
     from blur2blur.export.onnx_export import load_models
+    from blur2blur.models.deploy import DeployModel
 
-    model, sources = load_models(deblurrer, converter)
+    fused, sources = load_models(deblurrer, converter)
 
-    @torch.inference_mode()
-    def restore(image: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(np.ascontiguousarray(image[None])))[0].numpy()
+    def restorer(key: str, model, roles: tuple[str, ...]) -> Restorer:
+        @torch.inference_mode()
+        def restore(image: np.ndarray) -> np.ndarray:
+            return model(torch.from_numpy(np.ascontiguousarray(image[None])))[0].numpy()
 
-    parts = [f"{sources[role]['arch']} ({sources[role]['path']})" for role in ("converter", "deblurrer") if role in sources]
-    return Restorer(key, " then ".join(parts) + ", PyTorch", restore)
+        parts = [f"{sources[role]['arch']} ({sources[role]['path']})" for role in roles]
+        return Restorer(key, " then ".join(parts) + ", PyTorch", restore)
+
+    if converter is None:
+        return [restorer("deblurrer", fused, ("deblurrer",))]
+    alone = DeployModel(fused.deblurrer).eval()
+    return [restorer("deblurrer", alone, ("deblurrer",)), restorer("converter", fused, ("converter", "deblurrer"))]
 
 
 def bundle_restorers(path: str, backend: str, precision: str) -> list[Restorer]:
@@ -100,7 +105,7 @@ def bundle_restorers(path: str, backend: str, precision: str) -> list[Restorer]:
     checkpoint = bundle_checkpoints(bundle.meta, roles=("deblurrer",))
     try:
         if checkpoint:
-            return [torch_restorer("deblurrer", checkpoint["deblurrer"]), ours]
+            return [*torch_restorers(checkpoint["deblurrer"]), ours]
         reason = "its deblurrer checkpoint is not where it was exported from, or has changed"
     except ImportError:
         reason = "PyTorch is not installed here"
