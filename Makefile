@@ -3,13 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= demo_out
-DEMO_STEPS ?= 1500
 , := ,
 
 # The hand-pose app's model, where b2b-run looks for it (fetched, or built from PyPI's mediapipe 0.10.21 wheel).
 HAND_MODEL := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/blur2blur/mediapipe/hand_landmarker.task
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean starter
 
 setup: $(VENV)/.installed $(HAND_MODEL)
 
@@ -24,47 +23,41 @@ $(VENV)/.installed: pyproject.toml
 $(HAND_MODEL): | $(VENV)/.installed
 	$(BIN)/b2b-run fetch-hand-model
 
-# The main job end to end on the CPU, from the photos bundled with scikit-image: a known blur and a deblurrer for
-# it, an unknown "camera" (vertical motion blur) and its converter G, one exported bundle, a video through
+# The main job end to end on the CPU: the shipped starter deblurrer (trained on the broad `known` blur), an unknown
+# "camera" ($(CAMERA) blur) and its converter G from unpaired images, one exported bundle, a video through
 # b2b-run --app handpose, then b2b-eval and b2b-bench. `make demo VIDEO=clip.mp4` runs your own video instead.
-CAMERA ?= vertical
-CONVERTER_STEPS ?= 400
+CAMERA ?= defocus
+CONVERTER_STEPS ?= 600
 DEMO_FRAMES ?= 100
 VIDEO ?=
 DEMO_VIDEO := $(or $(VIDEO),$(OUT)/camera.mp4)
 EVAL_PAIRS := synthetic:$(CAMERA)?sharp=skimage&size=192&count=12&seed=7
-step = @printf '\n==> [%s/9] %s\n' $(1) "$(2)"
+step = @printf '\n==> [%s/7] %s\n' $(1) "$(2)"
 
 demo: setup
 	$(if $(VIDEO),@test -f '$(VIDEO)' || { echo "error: VIDEO=$(VIDEO): no such file" >&2; exit 2; })
 	rm -rf $(OUT) && mkdir -p $(OUT) && date +%s > $(OUT)/.started
-	$(call step,1,known blur: 400 pairs of 128 px)
-	$(BIN)/b2b-train synth --domain known --out $(OUT)/known --count 400 --size 128
-	$(call step,2,the known-blur deblurrer: nafnet-tiny$(,) $(DEMO_STEPS) steps)
-	$(BIN)/b2b-train deblurrer --pairs $(OUT)/known --out $(OUT)/deblurrer --arch nafnet-tiny --steps $(DEMO_STEPS)
-	$(call step,3,the camera ($(CAMERA) blur): its blurry images and$(,) unpaired$(,) its sharp ones)
+	$(call step,1,the camera ($(CAMERA) blur): its blurry images and$(,) unpaired$(,) its sharp ones)
 	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera --count 200 --size 128 --seed 3
 	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera-other --count 200 --size 128 --seed 4
-	$(BIN)/b2b-train synth --domain $(CAMERA) --out $(OUT)/camera-val --count 8 --size 128 --seed 5
-	$(call step,4,the camera's converter G: $(CONVERTER_STEPS) steps)
+	$(call step,2,the camera's converter G for the shipped starter deblurrer: $(CONVERTER_STEPS) steps$(,) no pairs)
 	$(BIN)/b2b-train converter --blurry $(OUT)/camera/blur --sharp $(OUT)/camera-other/sharp --known synthetic:known \
-		--deblurrer $(OUT)/deblurrer/last.pt --val-pairs $(OUT)/camera-val --out $(OUT)/converter \
-		--steps $(CONVERTER_STEPS)
-	$(call step,5,one bundle: G then the deblurrer$(,) verified in FP32 and FP16)
-	$(BIN)/b2b-export --deblurrer $(OUT)/deblurrer/last.pt --converter $(OUT)/converter/best.pt --fp16 \
+		--deblurrer starter --out $(OUT)/converter --steps $(CONVERTER_STEPS)
+	$(call step,3,one bundle: G then the starter$(,) verified in FP32 and FP16)
+	$(BIN)/b2b-export --deblurrer starter --converter $(OUT)/converter/best.pt --fp16 \
 		--max-shape 720x1280 --out $(OUT)/bundle
-	$(call step,6,a blurry video of the camera)
+	$(call step,4,a blurry video of the camera)
 	$(if $(VIDEO),@echo "using $(VIDEO)",$(BIN)/b2b-train synth --domain $(CAMERA) --sharp skimage --out $(OUT)/camera.mp4 --video 75)
-	$(call step,7,b2b-run --app handpose over $(DEMO_VIDEO))
+	$(call step,5,b2b-run --app handpose over $(DEMO_VIDEO))
 	$(BIN)/b2b-run --bundle $(OUT)/bundle --video $(DEMO_VIDEO) --app handpose --side-by-side --headless \
 		--max-frames $(DEMO_FRAMES) --output $(OUT)/restored.mp4 --records $(OUT)/hands.jsonl \
 		--stats $(OUT)/timing.json > $(OUT)/timing.txt
 	@cat $(OUT)/timing.txt
-	$(call step,8,b2b-eval deblur: new pairs of the camera (fresh crops and blur))
+	$(call step,6,b2b-eval deblur: new pairs of the camera (fresh crops and blur))
 	$(BIN)/b2b-eval deblur --bundle $(OUT)/bundle --pairs '$(EVAL_PAIRS)' --grid $(OUT)/grids \
 		--json $(OUT)/eval.json > $(OUT)/eval.md
 	@cat $(OUT)/eval.md
-	$(call step,9,b2b-bench: what a frame costs)
+	$(call step,7,b2b-bench: what a frame costs)
 	$(BIN)/b2b-bench --bundle $(OUT)/bundle --sizes 320x240,640x360 --frames 10 --json $(OUT)/bench.json \
 		> $(OUT)/bench.md
 	@cat $(OUT)/bench.md
@@ -75,6 +68,16 @@ demo: setup
 	@echo "  $(OUT)/timing.txt     b2b-run's timing report (timing.json); $(OUT)/bench.md: b2b-bench's table"
 	@echo "  $(OUT)/bundle/        the deployable bundle: b2b-export inspect $(OUT)/bundle"
 	$(if $(VIDEO),,@echo "The bundled photos hold no hands: make demo VIDEO=clip.mp4 runs a video of your own.")
+
+# The shipped starter deblurrer, reproduced (about an hour on one CPU core; run again to resume): the broad
+# `known` blur on packaged content (scikit-image's photos, dead leaves), nafnet-w16, packed as FP16.
+STARTER_RUN ?= runs/starter
+starter: setup
+	$(BIN)/b2b-train synth --domain known --sharp skimage,deadleaves:48 --out runs/starter-pairs --count 4000 \
+		--size 128 --seed 0
+	$(BIN)/b2b-train deblurrer --pairs runs/starter-pairs --out $(STARTER_RUN) --arch nafnet-w16 --rotate \
+		--steps 16000 --lr 1.5e-3 --warmup 200 --eval-every 2000 $(if $(wildcard $(STARTER_RUN)/last.pt),--resume)
+	$(BIN)/b2b-train pack $(STARTER_RUN)/last.pt --out weights/starter.pt
 
 test: setup
 	$(BIN)/python -m pytest -q

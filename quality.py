@@ -32,3 +32,15 @@ def _check(image: np.ndarray, reference: np.ndarray) -> None:
     if image.shape != reference.shape or image.dtype != np.uint8 or reference.dtype != np.uint8:
         raise ValueError(f"quality figures need two uint8 arrays of one shape, got {image.dtype} {image.shape} "
                          f"and {reference.dtype} {reference.shape}")
+
+
+def harm_warning(restored_psnr: float, blurry_psnr: float, what: str = "restoration") -> str | None:
+    """A plain warning when `what` leaves frames worse (lower mean PSNR) than the blurry input, with what to do
+    about it; None when it helps."""
+    if restored_psnr >= blurry_psnr:
+        return None
+    return (f"WARNING: {what} makes these frames worse than the blurry input ({restored_psnr - blurry_psnr:+.2f} dB): "
+            "do not deploy it for this camera as it is; train the converter longer or on more of the camera's "
+            "images, fine-tune the deblurrer on pairs of the camera (b2b-train deblurrer --init), or leave "
+            "the frames as they are")
+

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 import click
 
 from blur2blur.errors import UserError, run_cli
+from blur2blur.shipped import CHECKPOINT
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -17,7 +18,7 @@ def model_options(command):
     """The restorations to compare: a bundle, or checkpoints."""
     options = [
         click.option("--bundle", type=click.Path(), help="Export bundle (b2b-export), run by the runtime's engine."),
-        click.option("--deblurrer", type=click.Path(), help="Deblurrer checkpoint, run in PyTorch (instead of "
+        click.option("--deblurrer", type=CHECKPOINT, help="Deblurrer checkpoint or `starter`, run in PyTorch (instead of "
                      "--bundle)."),
         click.option("--converter", type=click.Path(), help="The camera's converter G checkpoint (with --deblurrer): "
                      "adds the deblurrer after G."),
@@ -98,20 +99,26 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, json_path, 
               "folder of them); its images are found by file name beside it, or in --images. Repeatable.")
 @click.option("--images", type=click.Path(), help="Folder of hand photos (without --keypoints: the hands found in "
               "the sharp photos are the reference).")
-@click.option("--domain", required=True, help="The blur to put on the photos: a domain of b2b-train synth "
-              "(known, vertical, shake, defocus, lowlight, phone), e.g. the camera the converter was trained for.")
+@click.option("--domain", help="The blur to put on the photos: a domain of b2b-train synth (see b2b-train synth "
+              "--help), e.g. the camera the converter was trained for. Not with --video.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the blur drawn for each photo.")
+@click.option("--video", type=click.Path(), help="Your own blurry footage instead of photos (no ground truth): frames "
+              "with a hand and landmark jitter, as they are and restored, MediaPipe in video mode.")
+@click.option("--max-frames", default=300, show_default=True, type=click.IntRange(min=0),
+              help="With --video: at most this many frames from the start (0: all).")
 @click.option("--hand-model", type=click.Path(), help="hand_landmarker.task [default: as b2b-run --app handpose].")
 def handpose_command(bundle, deblurrer, converter, backend, precision, json_path, grid, keypoints, images, domain,
-                     seed, hand_model):
+                     seed, video, max_frames, hand_model):
     """Hand-landmark detection on sharp, blurry and restored photos: the share of hands detected and the mean
-    keypoint error as a fraction of the hand's size.
+    keypoint error as a fraction of the hand's size. With --video, on your own blurry footage instead: frames
+    with a hand and landmark jitter between consecutive frames, blurry vs restored.
 
     \b
     Examples:
-      b2b-eval handpose --keypoints hands/annotated_mmpose --domain vertical \\
-          --deblurrer runs/deblurrer/last.pt --converter runs/conv/best.pt
-      b2b-eval handpose --images my_hand_photos/ --domain vertical --bundle bundle --json hands.json
+      b2b-eval handpose --keypoints hands/annotated_mmpose --domain lowlight \\
+          --deblurrer starter --converter runs/conv/best.pt
+      b2b-eval handpose --images my_hand_photos/ --domain lowlight --bundle bundle --json hands.json
+      b2b-eval handpose --video my_blurry_clip.mp4 --bundle bundle
     """
     from blur2blur.apps.handpose import HandPose
     from blur2blur.evaluate.grids import grid_folder
@@ -121,6 +128,13 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, json_path
     from blur2blur.train.domains import get_domain
 
     json_file = writable_file(json_path, "--json") if json_path else None
+    if video:
+        if keypoints or images or domain or grid:
+            raise UserError("--video takes the footage as it is: drop --keypoints, --images, --domain and --grid")
+        return _handpose_video(bundle, deblurrer, converter, backend, precision, json_file, video, max_frames,
+                               hand_model)
+    if not domain:
+        raise UserError("--domain: required with photos (the blur to put on them); see b2b-train synth --help")
     try:
         blur = get_domain(domain)
     except UserError as err:
@@ -138,6 +152,23 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, json_path
     _report(format_handpose_table(result), result["photos"], grid, json_file, result)
 
 
+def _handpose_video(bundle, deblurrer, converter, backend, precision, json_file, video, max_frames, hand_model):
+    from blur2blur.apps.handpose import HandPose
+    from blur2blur.evaluate.handpose_video import evaluate_handpose_video, format_video_table
+    from blur2blur.evaluate.restorers import open_restorers
+    from blur2blur.runtime.sources import open_video
+
+    HandPose(hand_model).close()  # a missing hand model fails before any network loads
+    with ExitStack() as stack:
+        source = open_video(video)
+        stack.callback(source.close)
+        restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
+        for restorer in restorers:
+            stack.callback(restorer.close)
+        result = evaluate_handpose_video(source, restorers, lambda: HandPose(hand_model), max_frames)
+    _report(format_video_table(result), result["frames"], None, json_file, result)
+
+
 def eval_main(argv: list[str] | None = None) -> None:
     run_cli(eval_group, argv)
 
@@ -145,7 +176,7 @@ def eval_main(argv: list[str] | None = None) -> None:
 @click.command(name="b2b-bench", context_settings=CONTEXT)
 @click.option("--bundle", type=click.Path(), help="Export bundle; PyTorch eager uses the checkpoints it was exported "
               "from, where they still are.")
-@click.option("--deblurrer", type=click.Path(), help="Deblurrer checkpoint (instead of --bundle: exported to a "
+@click.option("--deblurrer", type=CHECKPOINT, help="Deblurrer checkpoint or `starter` (instead of --bundle: exported to a "
               "temporary bundle first).")
 @click.option("--converter", type=click.Path(), help="The camera's converter G checkpoint (with --deblurrer).")
 @click.option("--backends", default="pytorch,onnxruntime,tensorrt", show_default=True,

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from blur2blur.errors import UserError
 from blur2blur.evaluate.grids import Grids
 from blur2blur.evaluate.restorers import LABELS, Restorer
-from blur2blur.quality import SSIM_MIN_SIDE, psnr, ssim
+from blur2blur.quality import SSIM_MIN_SIDE, harm_warning, psnr, ssim
 from blur2blur.train.splits import spread
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,11 @@ def evaluate_deblur(pairs, restorers: list[Restorer], limit: int = 100, grids: G
     if skipped:
         log.warning("skipped %d unreadable or mismatched pairs: %s", len(skipped), ", ".join(skipped[:5]))
     mean = {key: {m: float(np.mean([row[key][m] for row in images])) for m in ("psnr", "ssim")} for key in keys}
-    return {"pairs": source or getattr(pairs, "source", ""), "evaluated": len(images), "available": len(pairs),
-            "skipped": skipped, "columns": {"blurry": LABELS["blurry"], **{r.key: r.description for r in restorers}},
-            "images": images, "mean": mean, "seconds": round(time.perf_counter() - start, 2)}
+    result = {"pairs": source or getattr(pairs, "source", ""), "evaluated": len(images), "available": len(pairs),
+              "skipped": skipped, "columns": {"blurry": LABELS["blurry"], **{r.key: r.description for r in restorers}},
+              "images": images, "mean": mean, "seconds": round(time.perf_counter() - start, 2)}
+    result["harm_warning"] = restoration_warning(result)
+    return result
 
 
 def format_deblur_table(result: dict, per_image: bool = True) -> str:
@@ -69,4 +71,16 @@ def format_deblur_table(result: dict, per_image: bool = True) -> str:
         notes.append(f"deblurrer alone vs blurry input: {mean['deblurrer']['psnr'] - mean['blurry']['psnr']:+.2f} dB")
     if "converter" in mean and "deblurrer" in mean:
         notes.append(f"with converter vs deblurrer alone: {mean['converter']['psnr'] - mean['deblurrer']['psnr']:+.2f} dB")
+    warning = restoration_warning(result)
+    if warning:
+        notes.append(warning)
     return "\n".join(lines + [""] + notes)
+
+
+def restoration_warning(result: dict) -> str | None:
+    """The do-no-harm warning for the last (deployed) restoration of `result`, or None when it beats the input."""
+    keys = list(result["columns"])
+    if len(keys) < 2:
+        return None
+    mean = result["mean"]
+    return harm_warning(mean[keys[-1]]["psnr"], mean["blurry"]["psnr"], f"the {LABELS[keys[-1]]} column")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 
 from blur2blur.errors import UserError, run_cli
+from blur2blur.shipped import CHECKPOINT
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.command(name="b2b-export", context_settings=CONTEXT)
-@click.option("--deblurrer", required=True, type=click.Path(), help="Deblurrer checkpoint (b2b-train, or an official NAFNet .pth).")
+@click.option("--deblurrer", required=True, type=CHECKPOINT,
+              help="Deblurrer checkpoint (b2b-train, an official NAFNet .pth, or `starter`: the shipped one).")
 @click.option("--converter", type=click.Path(), help="Converter G checkpoint for the target camera (optional).")
 @click.option("--out", required=True, type=click.Path(), help="Bundle folder to write.")
 @click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (FP16 weights and compute, FP32 normalisation); "

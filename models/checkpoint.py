@@ -23,6 +23,7 @@ from torch import nn
 from blur2blur.errors import UserError
 from blur2blur.models import ARCHS, arch_kind, create_model
 from blur2blur.models.nafnet import PRESETS as NAFNET_PRESETS
+from blur2blur.shipped import resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,9 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, meta: dict | 
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """The raw dict in a checkpoint file, loaded safely (tensors and plain values only)."""
-    path = Path(path)
+    """The raw dict in a checkpoint file (or a shipped model's, by name), loaded safely (tensors and plain
+    values only)."""
+    path = resolve_checkpoint(path)
     if not path.exists():
         raise UserError(f"checkpoint {path} does not exist: check the path")
     if path.is_dir():
@@ -170,7 +172,7 @@ def load_checkpoint(path: str | Path, kind: str | None = None, *, option: str | 
     ``kind`` ("deblurrer", "converter", ...) rejects a checkpoint of another kind; ``option`` names
     the command-line option in that message.
     """
-    path = Path(path)
+    path = resolve_checkpoint(path, option or "checkpoint")
     data = read_checkpoint(path)
     official = None if "format" in data else _nafnet_state_dict(data)
     if official is not None:

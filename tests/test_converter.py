@@ -20,25 +20,25 @@ from blur2blur.models.checkpoint import read_checkpoint, save_checkpoint
 from blur2blur.models.vgg import load_vgg16_features, vgg16_features
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
 from blur2blur.train.content import load_sharp_images
-from blur2blur.train.converter import ConverterTask, train_converter
+from blur2blur.train.converter import KEEP_PSNR, ConverterTask, detail_gap, noref_score, train_converter
 from blur2blur.train.core import run
 from blur2blur.train.deblurrer import train_deblurrer
 from blur2blur.train.perceptual import perceptual_loss
 from blur2blur.train.synth import synthesize
 
 BIN = Path(sys.executable).parent
-KNOWN = "synthetic:known"
+KNOWN = "synthetic:horizontal"
 
 
 @pytest.fixture(scope="module")
 def camera(tmp_path_factory) -> dict[str, str]:
     """A `vertical` camera (blurry and sharp images of disjoint content, pairs to validate on) and a
-    deblurrer trained on the `known` horizontal blur long enough to fail on the vertical one (about a minute)."""
+    deblurrer trained on the narrow `horizontal` blur long enough to fail on the vertical one (about a minute)."""
     root = tmp_path_factory.mktemp("camera")
     images = load_sharp_images("skimage,deadleaves:8")
     synthesize("vertical", images[0::2], root / "blurry", count=48, size=128, seed=3)
     synthesize("vertical", images[1::2], root / "sharp", count=48, size=128, seed=4)
-    synthesize("known", images, root / "known", count=96, size=96, seed=1)
+    synthesize("horizontal", images, root / "known", count=96, size=96, seed=1)
     deblurrer = train_deblurrer(DeblurrerConfig(pairs=str(root / "known"), out=str(root / "deblurrer"), steps=1200,
                                                 eval_every=10**6, val_count=0))
     return {"blurry": str(root / "blurry" / "blur"), "sharp": str(root / "sharp" / "sharp"),
@@ -144,7 +144,7 @@ def b2b_train(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "b2b-train"), "converter", *args], capture_output=True, text=True, timeout=300)
 
 
-def test_cli_from_a_video_without_pairs_reports_the_critics_view_and_keeps_the_last(camera, tmp_path):
+def test_cli_from_a_video_without_pairs_keeps_best_by_the_no_reference_score(camera, tmp_path):
     out = tmp_path / "run"
     write_video(tmp_path / "blurry.mp4", frames=8, width=128, height=96)
     result = b2b_train("--blurry", str(tmp_path / "blurry.mp4"), "--sharp", camera["sharp"], "--known", camera["known_pairs"],
@@ -152,10 +152,32 @@ def test_cli_from_a_video_without_pairs_reports_the_critics_view_and_keeps_the_l
                        "--eval-every", "2", "--val-count", "2")
     assert result.returncode == 0, result.stderr
     assert "the naive baseline" in result.stderr  # real known pairs and no --kernel: said in one line
-    evaluation = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][-1]
-    assert {"critic_real", "critic_converted", "sharpness", "sharpness_deblurred"} <= set(evaluation)
-    assert (out / "last.pt").is_file() and not (out / "best.pt").exists()
+    evaluations = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [e for e in evaluations if "noref_score" in e]
+    assert {"critic_real", "critic_converted", "detail_gap", "detail_gap_deblurred", "probe_psnr_converted"} \
+        <= set(evaluations[-1]) and "val_psnr" not in evaluations[-1]
+    kept = read_checkpoint(out / "best.pt")["meta"]
+    assert kept["step"] == max(evaluations, key=lambda e: e["noref_score"])["step"]
+    assert evaluations[0]["probe_psnr_converted"] == 100.0  # the identity start keeps its input exactly
     assert read_checkpoint(out / "last.pt")["kind"] == "converter"
+
+
+def test_the_no_pairs_rule_prefers_a_g_that_keeps_its_input():
+    assert noref_score(0.2, 100.0) == -0.2 and noref_score(0.1, 40.0) == -0.1
+    assert noref_score(0.01, KEEP_PSNR - 1) < noref_score(0.9, KEEP_PSNR)  # a rewrite ranks below any keeper
+    image = torch.rand(1, 3, 64, 64)
+    noisy = (image + 0.2 * torch.randn_like(image)).clamp(0, 1)
+    smooth = torch.nn.functional.avg_pool2d(image, 5, stride=1, padding=2, count_include_pad=False)
+    assert detail_gap([image], [image]) == 0
+    assert detail_gap([noisy], [image]) > 0.1 and detail_gap([smooth], [image]) > 0.1  # too much or too little
+
+
+def test_a_kept_g_worse_than_the_blurry_input_is_said_plainly(camera, tmp_path, caplog):
+    # the fixture's deblurrer fails on this camera and 2 steps of G cannot make up for it
+    result = train_converter(config(camera, tmp_path / "run", steps=2, eval_every=2))
+    assert result.best is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("worse than the blurry input" in w and str(result.best) in w for w in warnings), warnings
 
 
 def test_cli_bad_input_is_one_line(camera, tmp_path):

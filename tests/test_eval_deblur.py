@@ -83,6 +83,19 @@ def test_an_identity_bundle_gives_the_blurry_figures_and_synthetic_pairs_work(tm
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "eval.json").read_text())
     assert figures["evaluated"] == 3 and figures["mean"]["bundle"] == figures["mean"]["blurry"]
+    assert figures["harm_warning"] is None and "WARNING" not in result.stdout  # no worse than the input
+
+
+def test_a_restoration_worse_than_the_blurry_input_is_said_plainly(tmp_path):
+    bundle = write_frame_bundle(tmp_path / "negative", invert=True)  # 255 - x: far worse than doing nothing
+    result = b2b_eval("deblur", "--bundle", bundle, "--pairs", "synthetic:defocus?sharp=deadleaves:2&size=48&count=3",
+                      "--mean-only", "--json", tmp_path / "eval.json")
+    assert result.returncode == 0, result.stderr  # a measurement, not a failure
+    figures = json.loads((tmp_path / "eval.json").read_text())
+    drop = figures["mean"]["bundle"]["psnr"] - figures["mean"]["blurry"]["psnr"]
+    warning = next(line for line in result.stdout.splitlines() if line.startswith("WARNING"))
+    assert f"{drop:+.2f} dB" in warning and "worse than the blurry input" in warning and "bundle" in warning
+    assert "do not deploy" in warning and figures["harm_warning"] == warning
 
 
 def test_limit_spreads_the_pairs_evaluated(pairs, tmp_path):

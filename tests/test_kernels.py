@@ -24,6 +24,8 @@ ALL_KERNELS = [
     ("shake 8", lambda: kernels.shake_trajectory(np.random.default_rng(1), 8)),
     ("shake 24", lambda: kernels.shake_trajectory(np.random.default_rng(2), 24)),
     ("shake 15 half exposure", lambda: kernels.shake_trajectory(np.random.default_rng(3), 15, exposure=0.5)),
+    ("camera motion 4", lambda: kernels.camera_motion(np.random.default_rng(4), 4)),
+    ("camera motion 13.5", lambda: kernels.camera_motion(np.random.default_rng(5), 13.5)),
     ("disk 0.7", lambda: kernels.defocus_disk(0.7)),
     ("disk 4.5", lambda: kernels.defocus_disk(4.5)),
     ("gaussian 1.3", lambda: kernels.gaussian(1.3)),
@@ -43,7 +45,8 @@ def test_kernels_are_normalised_odd_and_centred(name, make):
 
 @pytest.mark.parametrize("make", [lambda: kernels.linear_motion(0, 30), lambda: kernels.defocus_disk(0),
                                   lambda: kernels.gaussian(0),
-                                  lambda: kernels.shake_trajectory(np.random.default_rng(0), 0)])
+                                  lambda: kernels.shake_trajectory(np.random.default_rng(0), 0),
+                                  lambda: kernels.camera_motion(np.random.default_rng(0), 0)])
 def test_zero_size_blur_is_the_identity(make):
     assert make().tolist() == [[1.0]]
 
@@ -123,6 +126,39 @@ def test_shorter_exposure_gives_a_smaller_shake_kernel():
     assert (part > 0).sum() < (full > 0).sum()
     with pytest.raises(ValueError):
         kernels.shake_trajectory(np.random.default_rng(3), 24, exposure=0)
+
+
+def _span(kernel: np.ndarray) -> float:
+    """The largest distance (px) between two pixels the kernel covers: how far the path got end to end."""
+    ys, xs = np.nonzero(kernel > kernel.max() * 1e-3)
+    points = np.stack([xs, ys], axis=1).astype(float)
+    return float(np.sqrt(((points[:, None] - points[None]) ** 2).sum(axis=-1)).max())
+
+
+def _thinness(kernel: np.ndarray) -> float:
+    """Variance across the kernel's major axis over variance along it: 0 for a straight line."""
+    mx, my, var_x, var_y = _moments(kernel)
+    h, w = kernel.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    cov = float((kernel * (xs - w // 2 - mx) * (ys - h // 2 - my)).sum())
+    low, high = np.linalg.eigvalsh(np.array([[var_x, cov], [cov, var_y]]))
+    return float(low / high)
+
+
+def test_camera_motion_is_smoother_than_shake():
+    length = 20
+    motion = [kernels.camera_motion(np.random.default_rng(seed), length) for seed in range(20)]
+    shake = [kernels.shake_trajectory(np.random.default_rng(seed), length) for seed in range(20)]
+    assert np.array_equal(motion[0], kernels.camera_motion(np.random.default_rng(0), length))  # reproducible
+    # a gently curving path gets about as far as it is long, every time; a shake turns back on itself
+    motion_span = [_span(k) / length for k in motion]
+    shake_span = [_span(k) / length for k in shake]
+    assert min(motion_span) > 0.9, motion_span
+    assert np.mean(shake_span) < 0.8 and np.mean(shake_span) < np.mean(motion_span) - 0.2, shake_span
+    # and it stays close to a line: little spread across its main direction
+    assert max(_thinness(k) for k in motion) < 0.1
+    assert np.mean([_thinness(k) for k in shake]) > 0.15
+    assert max(max(k.shape) // 2 for k in motion) <= length + 1  # never farther out than the path is long
 
 
 def test_defocus_disk_is_round_with_the_variance_of_a_disk():

@@ -17,8 +17,8 @@ from helpers import read_video
 
 @pytest.fixture(scope="module")
 def sources() -> list[np.ndarray]:
-    # one source smaller than a crop with the shake margin (32 + 2 * 25), so it must be upscaled
-    return [dead_leaves(96, np.random.default_rng(1)), dead_leaves(48, np.random.default_rng(2))]
+    # one source smaller than a crop with the shake margin (32 + 2 * 33), so it must be upscaled
+    return [dead_leaves(112, np.random.default_rng(1)), dead_leaves(48, np.random.default_rng(2))]
 
 
 def _files(folder) -> dict[str, bytes]:

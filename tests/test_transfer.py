@@ -22,9 +22,9 @@ def smoothing(before: np.ndarray, after: np.ndarray) -> tuple[float, float]:
     return 1 - detail(after, 1) / detail(before, 1), 1 - detail(after, 0) / detail(before, 0)
 
 
-def test_exact_transfer_draws_the_known_domains_blur():
+def test_exact_transfer_draws_the_domains_blur():
     sharp = texture()
-    for domain, horizontal in (("known", True), ("vertical", False)):
+    for domain, horizontal in (("horizontal", True), ("vertical", False)):
         blurred = ExactTransfer(domain).apply(sharp, np.random.default_rng(0))
         along_x, along_y = smoothing(sharp, blurred)
         along, across = (along_x, along_y) if horizontal else (along_y, along_x)

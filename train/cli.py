@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from blur2blur.errors import run_cli
+from blur2blur.shipped import CHECKPOINT
 from blur2blur.train.config import (
     DEVICES,
     OPTIMIZERS,
@@ -161,9 +162,9 @@ def report(result) -> None:
 @main_group.command(context_settings=SETTINGS)
 @pair_options(DeblurrerConfig)
 @click.option("--arch", default=DeblurrerConfig.arch, show_default=True,
-              help="nafnet-tiny, nafnet-small (CPU); nafnet-w32, nafnet-w64 (the paper's GoPro models).")
-@click.option("--init", type=click.Path(),
-              help="Fine-tune from this checkpoint, architecture and all (an official NAFNet file works).")
+              help="nafnet-tiny, nafnet-w16, nafnet-small (CPU); nafnet-w32, nafnet-w64 (the paper's GoPro models).")
+@click.option("--init", type=CHECKPOINT,
+              help="Fine-tune from this checkpoint, architecture and all (an official NAFNet file, or `starter`).")
 @run_options(DeblurrerConfig)
 @click.pass_context
 def deblurrer(ctx, **options):
@@ -209,7 +210,8 @@ def kernel(ctx, **options):
 @click.option("--known", default="",
               help="The known blur: synthetic:DOMAIN (drawn exactly), or the known pairs the deblurrer learned from "
                    "(with --kernel: their blur is put on --sharp; without: their blurry images serve as they are).")
-@click.option("--deblurrer", default="", help="The known-blur deblurrer checkpoint (frozen; validation runs it after G).")
+@click.option("--deblurrer", default="", type=CHECKPOINT,
+              help="The known-blur deblurrer checkpoint, or `starter` (the shipped one); frozen, validation runs it after G.")
 @click.option("--kernel", help="Kernel extractor checkpoint (b2b-train kernel) trained on the --known pairs.")
 @click.option("--val-pairs",
               help="Paired images of the camera to validate on: PSNR/SSIM of the deblurrer alone and after G, and "
@@ -242,15 +244,31 @@ def converter(ctx, **options):
     images carrying the known blur; a perceptual loss keeps the content. G starts as the identity; an
     average of its weights is what is evaluated and saved.
 
+    best.pt is the G to export: with --val-pairs the best PSNR after the deblurrer, without them the best
+    no-reference score (the deblurred output holds the detail and noise of deblurred known-blur frames of
+    the camera, scale by scale).
+
     \b
-    Example (a synthetic known blur, a camera of your own, validation pairs of it):
+    Example (the shipped starter deblurrer, a camera of your own, no pairs of it):
       b2b-train converter --blurry cam/blurry/ --sharp cam/sharp/ --known synthetic:known \\
-          --deblurrer runs/deblurrer/best.pt --val-pairs cam/pairs/ --out runs/converter
-    Then: b2b-export --deblurrer runs/deblurrer/best.pt --converter runs/converter/best.pt --out bundle
+          --deblurrer starter --out runs/converter
+    Then: b2b-export --deblurrer starter --converter runs/converter/best.pt --out bundle
     """
     from blur2blur.train.converter import train_converter
 
     report(train_converter(ConverterConfig(**options), given=explicit(ctx)))
+
+
+@main_group.command(context_settings=SETTINGS)
+@click.argument("checkpoint", type=CHECKPOINT)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
+def pack(checkpoint, out):
+    """Write CHECKPOINT's model as a small file to ship: FP16 weights, its config and figures, no optimizer
+    state (loading casts the weights back to FP32). `make starter` packs the shipped starter this way."""
+    from blur2blur.shipped import pack_checkpoint
+
+    path = pack_checkpoint(checkpoint, out)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 def main(argv: list[str] | None = None) -> None:

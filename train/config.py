@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from blur2blur.errors import UserError
+from blur2blur.shipped import resolve_checkpoint
 
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -98,7 +99,7 @@ class PairConfig(RunConfig):
         check_held_out(self.val_count, self.val_size)
         if self.resume:
             return
-        if self.init and not Path(self.init).is_file():
+        if self.init and not resolve_checkpoint(self.init, "--init").is_file():
             raise UserError(f"--init {self.init}: no such checkpoint file")
         if not self.init:
             from blur2blur.models import ARCHS, arch_kind  # imports torch: only when a run starts
@@ -130,7 +131,7 @@ class KernelConfig(PairConfig):
     weight_decay: float = 0.0
 
 
-PERCEPTUAL = ("filters", "deblurrer", "kernel", "vgg16")
+PERCEPTUAL = ("filters", "lowpass", "deblurrer", "kernel", "vgg16")
 
 
 @dataclass
@@ -198,7 +199,7 @@ class ConverterConfig(RunConfig):
                 raise UserError(f"{option} {value}: must be 0 or more")
         for option, path in (("--deblurrer", self.deblurrer), ("--kernel", self.kernel),
                              ("--vgg-weights", self.vgg_weights)):
-            if path and not Path(path).is_file():
+            if path and not resolve_checkpoint(path, option).is_file():
                 raise UserError(f"{option} {path}: no such checkpoint file")
         from blur2blur.models import ARCHS, arch_kind  # imports torch: only when a run starts
 

@@ -10,8 +10,12 @@ which the frozen known-blur deblurrer then restores. Its objective (method.md):
 
 Stability: G starts as the identity (its output convs are zero), the rates warm up, and validation and
 export use an exponential moving average of G's weights. With paired data of the camera (`--val-pairs`)
-each evaluation reports PSNR/SSIM of the deblurrer alone and after G, and best.pt keeps the best;
-without, it reports the discriminator's view and a no-reference sharpness, and the last weights count.
+each evaluation reports PSNR/SSIM of the deblurrer alone and after G, and best.pt keeps the best PSNR.
+Without, best.pt keeps the best no-reference score (`noref_score`, reported with pairs too): the
+deblurred output of G on held-out crops of the camera's blurry frames should hold as much detail and noise,
+scale by scale, as the deblurred "real" samples (the camera's sharp images with the known blur), which the
+deblurrer restores as well as it can; and G must keep its input (within KEEP_PSNR), since a G that rewrites
+more cannot be checked without pairs.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from torch.utils.data import Dataset
 
 from blur2blur.errors import UserError
 from blur2blur.models import create_model
-from blur2blur.models.checkpoint import load_checkpoint
+from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
 from blur2blur.models.nafnet import padding_to_multiple
+from blur2blur.quality import harm_warning
 from blur2blur.train.config import ConverterConfig
 from blur2blur.train.core import RunResult, run
 from blur2blur.train.crops import augment, bgr_to_tensor, pick, random_window, tensor_to_bgr
@@ -50,6 +55,9 @@ from blur2blur.train.transfer import open_transfer
 
 log = logging.getLogger(__name__)
 SAMPLE_ROWS = 4
+PROBE_COUNT = 16  # held-out crops of the camera for the no-reference score
+PROBE_START = 2**40  # far beyond any step x batch a run reaches
+KEEP_PSNR = 35.0  # dB between G's output and its input beyond which the no-pairs rule stops trusting G (measured)
 TRANSFER_MARGIN = 16  # context around a crop for the known blur (the largest known kernel radius and more)
 
 
@@ -137,11 +145,30 @@ def convert(converter: nn.Module, image: torch.Tensor) -> torch.Tensor:
     return converter(padded)[-1][..., :h, :w]
 
 
-def sharpness(image: torch.Tensor) -> float:
-    """Mean absolute Laplacian of the luminance (x 100): a no-reference measure of detail."""
+def detail_profile(image: torch.Tensor) -> torch.Tensor:
+    """log mean |Laplacian| of the luminance at full, 1/2 and 1/4 size: the detail (and noise) an image
+    holds at each scale."""
     grey = image.clamp(0, 1).mean(dim=1, keepdim=True)
-    laplace = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=image.device)
-    return float(F.conv2d(grey, laplace[None, None]).abs().mean() * 100)
+    laplace = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=image.device)[None, None]
+    levels = []
+    for _ in range(3):
+        levels.append(torch.log(F.conv2d(grey, laplace).abs().mean() + 1e-4))
+        grey = F.avg_pool2d(grey, 2)
+    return torch.stack(levels)
+
+
+def noref_score(gap: float, kept_psnr: float) -> float:
+    """The no-pairs rule: minus the detail gap, for a G that keeps its input (its output within KEEP_PSNR dB of
+    it, as the identity start is); a G that rewrites more ranks below every one that keeps it, since without
+    pairs nothing shows whether the rewrite helps, and measured on the presets it mostly did not (README)."""
+    return -gap if kept_psnr >= KEEP_PSNR else -gap - 1000.0
+
+
+def detail_gap(restored: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    """How far the restored frames' detail profile is from the reference's, both averaged over their set:
+    0 when they hold as much detail and noise at every scale."""
+    mean = lambda images: torch.stack([detail_profile(i) for i in images]).mean(dim=0)  # noqa: E731
+    return float((mean(restored) - mean(reference)).abs().mean())
 
 
 class ConverterTask:
@@ -174,9 +201,9 @@ class ConverterTask:
         self.val = spread(open_pairs(config.val_pairs, option="--val-pairs"), config.val_count) \
             if config.val_pairs else None
         self.val_size = config.val_size
-        # Without pairs, the discriminator's view on fixed crops of the training data.
-        self.probe = [self.dataset[i] for i in range(config.val_count or 1)] if self.val is None else []
-        self.best_metric = "val_psnr"
+        # Fixed crops for the no-reference figures, drawn from items training never reaches.
+        self.probe = [self.dataset[PROBE_START + i] for i in range(PROBE_COUNT)]
+        self.best_metric = "val_psnr" if self.val is not None else "noref_score"
 
         self.model = create_model(config.arch)  # the identity at first (see models/mimo_unet.py)
         self.critic = create_model(config.critic)
@@ -222,18 +249,30 @@ class ConverterTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         device = next(model.parameters()).device
         self._frozen_to(device)
+        figures = self.no_reference(model)
         if self.val is not None:
-            return evaluate_converter(model, self.deblurrer, self.val, self.val_size)
-        fake, real, restored, alone = [], [], [], []
+            figures.update(evaluate_converter(model, self.deblurrer, self.val, self.val_size))
+        return figures
+
+    def no_reference(self, model: nn.Module) -> dict[str, float]:
+        """Figures that need no pairs, on the probe crops: the critic's view of real and converted crops, how
+        much G keeps of its input (`probe_psnr_converted`), the detail gaps of the deblurrer alone and after G
+        against the deblurred real samples, and `noref_score`, which picks best.pt without pairs."""
+        device = next(model.parameters()).device
+        fake, real, kept, restored, alone, reference = [], [], [], [], [], []
         for blurry, real_sample in self.probe:
             blurry, real_sample = blurry[None].to(device), real_sample[None].to(device)
             converted = convert(model, blurry)
             fake.append(float(self.critic(converted).mean()))
             real.append(float(self.critic(real_sample).mean()))
-            restored.append(sharpness(self.deblurrer(converted)))
-            alone.append(sharpness(self.deblurrer(blurry)))
+            kept.append(psnr(converted.cpu(), blurry.cpu()))
+            restored.append(self.deblurrer(converted))
+            alone.append(self.deblurrer(blurry))
+            reference.append(self.deblurrer(real_sample))
+        gap, change = detail_gap(restored, reference), float(np.mean(kept))
         return {"critic_real": float(np.mean(real)), "critic_converted": float(np.mean(fake)),
-                "sharpness_deblurred": float(np.mean(alone)), "sharpness": float(np.mean(restored))}
+                "probe_psnr_converted": change, "detail_gap_deblurred": detail_gap(alone, reference),
+                "detail_gap": gap, "noref_score": noref_score(gap, change)}
 
     def samples(self, model: nn.Module) -> list[list[np.ndarray]]:
         """Rows of blurry | deblurrer alone | converted | deblurrer after G (| sharp, with pairs)."""
@@ -257,7 +296,8 @@ def evaluate_converter(converter: nn.Module, deblurrer: nn.Module, pairs: Pairs,
     the deblurrer after G (`val_psnr`); and `val_psnr_converted`, how close G's output stays to its input."""
     device = next(converter.parameters()).device
     figures: dict[str, list[float]] = {k: [] for k in ("val_psnr_input", "val_psnr_deblurred", "val_psnr",
-                                                       "val_ssim_deblurred", "val_ssim", "val_psnr_converted")}
+                                                       "val_ssim_input", "val_ssim_deblurred", "val_ssim",
+                                                       "val_psnr_converted")}
     for blurry, sharp in held_out_tensors(pairs, size):
         blurry = blurry.to(device)
         converted = convert(converter, blurry)
@@ -265,6 +305,7 @@ def evaluate_converter(converter: nn.Module, deblurrer: nn.Module, pairs: Pairs,
         figures["val_psnr_input"].append(psnr(blurry.cpu(), sharp))
         figures["val_psnr_deblurred"].append(psnr(alone, sharp))
         figures["val_psnr"].append(psnr(after, sharp))
+        figures["val_ssim_input"].append(ssim(blurry.cpu(), sharp))
         figures["val_ssim_deblurred"].append(ssim(alone, sharp))
         figures["val_ssim"].append(ssim(after, sharp))
         figures["val_psnr_converted"].append(psnr(converted.cpu(), blurry.cpu()))
@@ -272,5 +313,13 @@ def evaluate_converter(converter: nn.Module, deblurrer: nn.Module, pairs: Pairs,
 
 
 def train_converter(config: ConverterConfig, given: Iterable[str] = ()) -> RunResult:
-    """Train (or, with `config.resume`, continue) a converter run in `config.out`."""
-    return run(config, ConverterTask, given)
+    """Train (or, with `config.resume`, continue) a converter run in `config.out`; with pairs of the camera, warn
+    when the kept G still leaves the deblurred frames worse than the blurry input."""
+    result = run(config, ConverterTask, given)
+    if result.main and result.best is not None and not result.stopped_by:
+        kept = read_checkpoint(result.best)["meta"].get("metrics", {})
+        if "val_psnr" in kept:
+            warning = harm_warning(kept["val_psnr"], kept["val_psnr_input"], f"{result.best} (after the deblurrer)")
+            if warning:
+                log.warning("%s", warning)
+    return result

@@ -1,4 +1,4 @@
-"""Blur kernels: linear motion, camera-shake trajectories, lens defocus, Gaussian; and true convolution.
+"""Blur kernels: linear motion, smooth camera motion, camera-shake trajectories, lens defocus, Gaussian; and true convolution.
 
 Every generator returns a float32 2-D kernel that sums to 1, has odd height and width, and has its
 centre of mass on the centre pixel, so blurring never shifts the content of an image.
@@ -114,6 +114,12 @@ def shake_trajectory(
     weights = 1.0 / (kept * per_step[which])
     points = points - np.sum(points * weights) / weights.sum()  # centre of mass on the centre pixel
     return _splat(points.real, points.imag, weights)
+
+
+def camera_motion(rng: np.random.Generator, length_px: float) -> np.ndarray:
+    """Smooth camera motion, as GoPro's frame averaging records it: a gently curving path `length_px`
+    long in a random direction, with the speed varying along it (no jerks, no pull back)."""
+    return shake_trajectory(rng, length_px, anxiety=0.05, impulse_prob=0.0, centripetal=0.0)
 
 
 def defocus_disk(radius_px: float) -> np.ndarray:

@@ -5,9 +5,10 @@ most, as in the reference (VGG16 before ReLU at conv2_2, conv3_3, conv4_1, conv4
 1/32 ... 1). A blur changes fine detail, so the shallow taps barely count and G stays free to change
 the blur while the coarse content, colour and layout must stay.
 
-Stacks (`--perceptual`): `vgg16` (torchvision's ImageNet file, `--vgg-weights`), and three that need no
-download: `filters` (a fixed Gaussian pyramid), `deblurrer` (the frozen deblurrer's encoder) and
-`kernel` (the kernel extractor's filter stack). `filters` is the default, chosen by measurement (README).
+Stacks (`--perceptual`): `vgg16` (torchvision's ImageNet file, `--vgg-weights`), and four that need no
+download: `filters` (a fixed Gaussian pyramid), `lowpass` (the same pyramid without its raw full-size
+level, which would tie G to the very noise and blur it must change), `deblurrer` (the frozen deblurrer's
+encoder) and `kernel` (the kernel extractor's filter stack). The default is chosen by measurement (README).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from blur2blur.models.vgg import load_vgg16_features
 
 PYRAMID_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 # The reconstruction weight each stack needs (their features differ in scale): vgg16's is the reference's.
-DEFAULT_LAMBDA_REC = {"vgg16": 0.8, "filters": 2.0, "deblurrer": 4.0, "kernel": 4.0}
+DEFAULT_LAMBDA_REC = {"vgg16": 0.8, "filters": 2.0, "lowpass": 2.0, "deblurrer": 4.0, "kernel": 4.0}
 
 
 class FilterPyramid(nn.Module):
@@ -31,17 +32,20 @@ class FilterPyramid(nn.Module):
     cost something too; without it G learned to add stripes that the deblurrer then amplified (measured).
     """
 
-    def __init__(self, levels: int = 5) -> None:
+    def __init__(self, levels: int = 5, raw: bool = True) -> None:
         super().__init__()
         taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
         self.register_buffer("kernel", torch.outer(taps, taps).expand(3, 1, 5, 5).contiguous())
-        self.levels = levels
+        self.levels, self.raw = levels, raw
         self.weights = PYRAMID_WEIGHTS[-levels:]
 
+    def _low_pass(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.kernel, groups=3)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = [x]
+        maps = [x if self.raw else self._low_pass(x)]  # `raw=False`: the finest level is low-passed too
         for _ in range(1, self.levels):
-            x = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.kernel, groups=3)[..., ::2, ::2]
+            x = self._low_pass(x)[..., ::2, ::2]
             maps.append(x)
         return maps
 
@@ -120,8 +124,8 @@ class PerceptualLoss(nn.Module):
 def perceptual_loss(name: str, deblurrer: nn.Module | None = None, kernel: nn.Module | None = None,
                     vgg_weights: str | None = None) -> PerceptualLoss:
     """The reconstruction loss on the stack called `name` (see the module docstring)."""
-    if name == "filters":
-        return PerceptualLoss(FilterPyramid())
+    if name in ("filters", "lowpass"):
+        return PerceptualLoss(FilterPyramid(raw=name == "filters"))
     if name == "deblurrer":
         return PerceptualLoss(DeblurrerEncoder(deblurrer))
     if name == "kernel":
