@@ -215,7 +215,7 @@ def kernel(ctx, **options):
 @click.option("--kernel", help="Kernel extractor checkpoint (b2b-train kernel) trained on the --known pairs.")
 @click.option("--val-pairs",
               help="Paired images of the camera to validate on: PSNR/SSIM of the deblurrer alone and after G, and "
-                   "best.pt. Without: the discriminator's view and a no-reference sharpness; keep last.pt.")
+                   "best.pt by it. Without: best.pt by the no-reference score (see README).")
 @held_out_options(ConverterConfig)
 @click.option("--arch", default=ConverterConfig.arch, show_default=True,
               help="G: mimo-unet-tiny, mimo-unet-small (CPU); mimo-unet (the paper's, 6.8 M).")
