@@ -32,7 +32,7 @@ DEMO_FRAMES ?= 100
 VIDEO ?=
 DEMO_VIDEO := $(or $(VIDEO),$(OUT)/camera.mp4)
 EVAL_PAIRS := synthetic:$(CAMERA)?sharp=skimage&size=192&count=12&seed=7
-step = @printf '\n==> [%s/7] %s\n' $(1) "$(2)"
+step = @printf '\n==> [%s/8] %s\n' $(1) "$(2)"
 
 demo: setup
 	$(if $(VIDEO),@test -f '$(VIDEO)' || { echo "error: VIDEO=$(VIDEO): no such file" >&2; exit 2; })
@@ -61,7 +61,12 @@ demo: setup
 	$(BIN)/b2b-bench --bundle $(OUT)/bundle --sizes 320x240,640x360 --frames 10 --json $(OUT)/bench.json \
 		> $(OUT)/bench.md
 	@cat $(OUT)/bench.md
+	$(call step,8,one page with all of it: $(OUT)/report/index.html)
+	$(BIN)/b2b-eval report --out $(OUT)/report --eval $(OUT)/eval.json --grids $(OUT)/grids \
+		--checkpoint $(OUT)/converter/best.pt --stats $(OUT)/timing.json --bench $(OUT)/bench.json \
+		--video $(OUT)/restored.mp4
 	@printf '\ndemo done in %s s. Look at:\n' $$(( $$(date +%s) - $$(cat $(OUT)/.started) ))
+	@echo "  $(OUT)/report/index.html   all of it on one page (open it in a browser; copy the folder anywhere)"
 	@echo "  $(OUT)/restored.mp4   the video: input | restored, with the hands found ($(OUT)/hands.jsonl)"
 	@echo "  $(OUT)/grids/         per image: blurry | deblurrer alone | with converter | sharp"
 	@echo "  $(OUT)/eval.md        the PSNR/SSIM table above (every figure in eval.json)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -16,6 +17,19 @@ class UserError(Exception):
 def one_line(err: BaseException) -> str:
     """An error's message on one line (libraries such as ONNX Runtime write several)."""
     return " ".join(str(err).split())
+
+
+REMEDIES = {errno.ENOSPC: "the disk is full: free some space and run again",
+            errno.EDQUOT: "the disk quota is used up: free some space and run again",
+            errno.EROFS: "the file system is read-only: write somewhere else",
+            errno.EACCES: "permission denied: write somewhere you may, or fix the permissions"}
+
+
+def os_error_line(err: OSError) -> str:
+    """An OSError as one line: the file, the system's words, and what to do about it where that is known."""
+    where = f"{err.filename}: " if err.filename else ""
+    remedy = REMEDIES.get(err.errno)
+    return f"{where}{err.strerror or err}" + (f" ({remedy})" if remedy else "")
 
 
 def run_cli(command: click.Command, argv: list[str] | None = None,
@@ -47,6 +61,11 @@ def run_cli(command: click.Command, argv: list[str] | None = None,
             raise
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
+    except OSError as err:  # the system's refusal (a full disk, a read-only folder): what and where, and what to do
+        if debug:
+            raise
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        sys.exit(1)
     except Exception as err:  # a bug, not bad input: still one line unless asked for more
         if debug:
             raise

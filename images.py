@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
@@ -70,13 +71,49 @@ def read_bgr(path: str | Path) -> np.ndarray | None:
         return None
 
 
+def temporary(path: str | Path) -> Path:
+    """Where `path` is written before it is renamed into place: `.STEM.PID.tmp.SUFFIX` beside it (the suffix
+    kept, since it picks a video's container), one per process."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def remove_stale_temporaries(path: str | Path) -> int:
+    """Delete what killed writers left of `path` (`temporary` files of any process); call it holding `path`'s
+    lock, so that no live writer's file goes. Returns how many were removed."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"))
+    for file in stale:
+        file.unlink(missing_ok=True)
+    return len(stale)
+
+
+def video_frame_count(path: str | Path) -> int | None:
+    """How many frames a written video holds by its index, provided its last frame decodes; None when it does
+    not open (a truncated MP4 has no index) or its last frame is unreadable. Cheap: one frame is decoded."""
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            return None
+        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        if frames > 0:
+            capture.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
+            if not capture.grab():
+                return None
+        return frames
+    finally:
+        capture.release()
+
+
 def write_atomic(path: str | Path, data: bytes) -> None:
     """Write a file under a temporary name, then rename it: a reader never sees half a file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary(path)
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    except OSError as err:  # name the file meant, not the temporary one (a full disk reports none)
+        raise OSError(err.errno, err.strerror, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
+import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 
 import click
 
@@ -12,6 +15,10 @@ from blur2blur.errors import UserError, run_cli
 from blur2blur.shipped import CHECKPOINT
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+NO_VERIFY = click.option("--no-verify", is_flag=True, help="Use a --bundle whose files no longer match the sha256 "
+                         "in its meta.json (checked by default).")
 
 
 def model_options(command):
@@ -26,8 +33,11 @@ def model_options(command):
                      type=click.Choice(["auto", "tensorrt", "onnxruntime"]), help="Engine for --bundle, as b2b-run."),
         click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16"]),
                      help="Graph for --bundle, as b2b-run."),
+        NO_VERIFY,
         click.option("--json", "json_path", type=click.Path(), help="Write every figure to this JSON file."),
         click.option("--grid", type=click.Path(), help="Write a labelled PNG per image into this folder."),
+        click.option("--report", type=click.Path(), help="Write one HTML page (DIR/index.html, files beside it): the "
+                     "table, the grids and the training curves of the checkpoints' runs."),
     ]
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
@@ -39,13 +49,35 @@ def _write_json(path, result: dict) -> None:
     click.echo(f"wrote {path}")
 
 
-def _report(table: str, count: int, grid: str | None, json_file, result: dict) -> None:
-    """The table, then what was written."""
+def _report(table: str, count: int, grid: str | None, json_file, result: dict, report: str | None = None,
+            checkpoints: list[str] = ()) -> None:
+    """The table, then what was written: grids, JSON, and the HTML page of `--report`."""
     click.echo(table)
     if grid:
         click.echo(f"wrote {count} grids to {grid}")
     if json_file:
         _write_json(json_file, result)
+    if report:
+        from blur2blur.evaluate.report import build_report
+
+        index = build_report(report, " ".join(["b2b-eval", *sys.argv[1:]]), result, grid, checkpoints)
+        click.echo(f"wrote {index}")
+
+
+def _grid_for_report(grid: str | None, report: str | None, stack: ExitStack) -> str | None:
+    """Where the grids go: --grid, else (with --report only) a temporary folder the page copies them from."""
+    if grid or not report:
+        return grid
+    return stack.enter_context(tempfile.TemporaryDirectory(prefix="b2b-grids-")) + "/grids"
+
+
+def _checkpoints(bundle: str | None, deblurrer: str | None, converter: str | None) -> list[str]:
+    """The checkpoint files behind the restorations (a bundle's, as its meta.json records them)."""
+    if not bundle:
+        return [c for c in (deblurrer, converter) if c]
+    from blur2blur.runtime.bundle import open_bundle
+
+    return [s.get("path", "") for s in (open_bundle(bundle, verify=False).meta.get("sources") or {}).values()]
 
 
 @click.group(name="b2b-eval", context_settings=CONTEXT)
@@ -66,7 +98,8 @@ def eval_group():
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=0),
               help="Evaluate at most this many pairs, spread evenly over the source (0: all).")
 @click.option("--mean-only", is_flag=True, help="Print only the mean row (the JSON still has every image).")
-def deblur_command(bundle, deblurrer, converter, backend, precision, json_path, grid, pairs, limit, mean_only):
+def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, json_path, grid, report, pairs, limit,
+                   mean_only):
     """PSNR and SSIM (RGB, 8-bit) per pair and their mean, for the blurry input, the deblurrer alone and the
     deblurrer after the converter, in one run.
 
@@ -84,13 +117,16 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, json_path, 
 
     json_file = writable_file(json_path, "--json") if json_path else None
     source = open_pairs(pairs, validate=False)  # unreadable pairs are skipped as they come: --limit reads no more
-    with ExitStack() as stack:
-        grids = stack.enter_context(grid_folder(grid))
-        restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
-        for restorer in restorers:
-            stack.callback(restorer.close)
-        result = evaluate_deblur(source, restorers, limit, grids, pairs)
-    _report(format_deblur_table(result, per_image=not mean_only), result["evaluated"], grid, json_file, result)
+    with ExitStack() as outer:
+        grid = _grid_for_report(grid, report, outer)
+        with ExitStack() as stack:
+            grids = stack.enter_context(grid_folder(grid))
+            restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
+            for restorer in restorers:
+                stack.callback(restorer.close)
+            result = evaluate_deblur(source, restorers, limit, grids, pairs)
+        _report(format_deblur_table(result, per_image=not mean_only), result["evaluated"], grid, json_file, result,
+                report, _checkpoints(bundle, deblurrer, converter))
 
 
 @eval_group.command(name="handpose", context_settings=CONTEXT)
@@ -107,8 +143,8 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, json_path, 
 @click.option("--max-frames", default=300, show_default=True, type=click.IntRange(min=0),
               help="With --video: at most this many frames from the start (0: all).")
 @click.option("--hand-model", type=click.Path(), help="hand_landmarker.task [default: as b2b-run --app handpose].")
-def handpose_command(bundle, deblurrer, converter, backend, precision, json_path, grid, keypoints, images, domain,
-                     seed, video, max_frames, hand_model):
+def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify, json_path, grid, report, keypoints,
+                     images, domain, seed, video, max_frames, hand_model):
     """Hand-landmark detection on sharp, blurry and restored photos: the share of hands detected and the mean
     keypoint error as a fraction of the hand's size. With --video, on your own blurry footage instead: frames
     with a hand and landmark jitter between consecutive frames, blurry vs restored.
@@ -129,9 +165,10 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, json_path
 
     json_file = writable_file(json_path, "--json") if json_path else None
     if video:
-        if keypoints or images or domain or grid:
-            raise UserError("--video takes the footage as it is: drop --keypoints, --images, --domain and --grid")
-        return _handpose_video(bundle, deblurrer, converter, backend, precision, json_file, video, max_frames,
+        if keypoints or images or domain or grid or report:
+            raise UserError("--video takes the footage as it is: drop --keypoints, --images, --domain, --grid and "
+                            "--report")
+        return _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify, json_file, video, max_frames,
                                hand_model)
     if not domain:
         raise UserError("--domain: required with photos (the blur to put on them); see b2b-train synth --help")
@@ -140,19 +177,23 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, json_path
     except UserError as err:
         raise UserError(f"--domain {err}") from None
     photos = find_photos(list(keypoints), images)
-    with ExitStack() as stack:
-        grids = stack.enter_context(grid_folder(grid))
-        most = max(len(photo.hands) for photo in photos)  # annotated hands in one photo; at least the app's 2
-        detector = HandPose(hand_model, num_hands=max(2, most), video=False)  # before the models: fails at once
-        stack.callback(detector.close)
-        restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
-        for restorer in restorers:
-            stack.callback(restorer.close)
-        result = evaluate_handpose(photos, blur, restorers, detector, seed, grids)
-    _report(format_handpose_table(result), result["photos"], grid, json_file, result)
+    with ExitStack() as outer:
+        grid = _grid_for_report(grid, report, outer)
+        with ExitStack() as stack:
+            grids = stack.enter_context(grid_folder(grid))
+            most = max(len(photo.hands) for photo in photos)  # annotated hands in one photo; at least the app's 2
+            detector = HandPose(hand_model, num_hands=max(2, most), video=False)  # before the models: fails at once
+            stack.callback(detector.close)
+            restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
+            for restorer in restorers:
+                stack.callback(restorer.close)
+            result = evaluate_handpose(photos, blur, restorers, detector, seed, grids)
+        _report(format_handpose_table(result), result["photos"], grid, json_file, result, report,
+                _checkpoints(bundle, deblurrer, converter))
 
 
-def _handpose_video(bundle, deblurrer, converter, backend, precision, json_file, video, max_frames, hand_model):
+def _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify, json_file, video, max_frames,
+                    hand_model):
     from blur2blur.apps.handpose import HandPose
     from blur2blur.evaluate.handpose_video import evaluate_handpose_video, format_video_table
     from blur2blur.evaluate.restorers import open_restorers
@@ -162,11 +203,43 @@ def _handpose_video(bundle, deblurrer, converter, backend, precision, json_file,
     with ExitStack() as stack:
         source = open_video(video)
         stack.callback(source.close)
-        restorers = open_restorers(bundle, deblurrer, converter, backend, precision)
+        restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
         for restorer in restorers:
             stack.callback(restorer.close)
         result = evaluate_handpose_video(source, restorers, lambda: HandPose(hand_model), max_frames)
     _report(format_video_table(result), result["frames"], None, json_file, result)
+
+
+@eval_group.command(name="report", context_settings=CONTEXT)
+@click.option("--out", required=True, type=click.Path(), help="Folder of the page: OUT/index.html and OUT/files/.")
+@click.option("--eval", "eval_json", type=click.Path(), help="A b2b-eval deblur or handpose --json file.")
+@click.option("--grids", type=click.Path(), help="The folder of its comparison grids (--grid).")
+@click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(), help="A checkpoint whose run's "
+              "curves.png to show (repeatable).")
+@click.option("--stats", type=click.Path(), help="A b2b-run --stats JSON file.")
+@click.option("--bench", type=click.Path(), help="A b2b-bench --json file.")
+@click.option("--video", type=click.Path(), help="An output video of b2b-run (shown as WebM).")
+def report_command(out, eval_json, grids, checkpoints, stats, bench, video):
+    """One HTML page from results already written: each labelled with the file it came from, all files beside it,
+    relative links only (copy the folder anywhere). `make demo` writes demo_out/report/ this way.
+
+    \b
+    Example:
+      b2b-eval report --out report --eval eval.json --grids grids/ --checkpoint runs/conv/best.pt \\
+          --stats timing.json --bench bench.json --video restored.mp4
+    """
+    from blur2blur.evaluate.report import build_report, load_json
+
+    if video and not Path(video).is_file():
+        raise UserError(f"--video {video}: no such file")
+    if grids and not Path(grids).is_dir():
+        raise UserError(f"--grids {grids}: no such folder")
+    given = {"evaluation": eval_json, "stats": stats, "bench": bench, "grids": grids}
+    index = build_report(out, "b2b-eval report", load_json(eval_json, "--eval") if eval_json else None, grids,
+                         list(checkpoints), load_json(stats, "--stats") if stats else None,
+                         load_json(bench, "--bench") if bench else None, video,
+                         {key: str(value) for key, value in given.items() if value})
+    click.echo(f"wrote {index}")
 
 
 def eval_main(argv: list[str] | None = None) -> None:
@@ -186,8 +259,9 @@ def eval_main(argv: list[str] | None = None) -> None:
 @click.option("--frames", default=20, show_default=True, type=click.IntRange(min=1), help="Timed frames per "
               "configuration.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Untimed frames first.")
+@NO_VERIFY
 @click.option("--json", "json_path", type=click.Path(), help="Write the figures to this JSON file.")
-def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, frames, warmup, json_path):
+def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, frames, warmup, no_verify, json_path):
     """Frames/s and latency p50/p95 of the fused model for backends x frame sizes x precisions, with its GFLOP
     per frame and the GFLOP/s achieved. Configurations that cannot run here are listed with the reason.
 
@@ -204,10 +278,14 @@ def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, fra
     chosen_backends = _choices(backends, BACKENDS, "--backends")
     chosen_precisions = _choices(precisions, PRECISIONS, "--precisions")
     frame_sizes = tuple(parse_frame_size(size, "--sizes") for size in _items(sizes, "--sizes"))
-    result = run_bench(bundle, deblurrer, converter, chosen_backends, frame_sizes, chosen_precisions, frames, warmup)
+    result = run_bench(bundle, deblurrer, converter, chosen_backends, frame_sizes, chosen_precisions, frames, warmup,
+                       not no_verify)
     click.echo(format_bench_table(result))
     if json_file:
         _write_json(json_file, result)
+    if not result["rows"]:  # scripts must not read an empty table as success
+        raise UserError("nothing could be timed here (see the reasons above): choose --backends/--precisions that "
+                        "run, or export the bundle with --fp16")
 
 
 def _items(text: str, option: str) -> list[str]:

@@ -32,7 +32,7 @@ class Restorer:
 
 
 def open_restorers(bundle: str | None = None, deblurrer: str | None = None, converter: str | None = None,
-                   backend: str = "auto", precision: str = "auto") -> list[Restorer]:
+                   backend: str = "auto", precision: str = "auto", verify: bool = True) -> list[Restorer]:
     """The deblurrer alone and, when there is a converter, the deblurrer after it.
 
     With a bundle, its own graph (in the runtime's engine) is the last of them; the deblurrer alone of a bundle
@@ -41,7 +41,7 @@ def open_restorers(bundle: str | None = None, deblurrer: str | None = None, conv
     check_model_options(bundle, deblurrer, converter)
     if deblurrer:
         return torch_restorers(deblurrer, converter)
-    return bundle_restorers(bundle, backend, precision)
+    return bundle_restorers(bundle, backend, precision, verify)
 
 
 def check_model_options(bundle: str | None, deblurrer: str | None, converter: str | None) -> None:
@@ -76,14 +76,14 @@ def torch_restorers(deblurrer: str, converter: str | None = None) -> list[Restor
     return [restorer("deblurrer", alone, ("deblurrer",)), restorer("converter", fused, ("converter", "deblurrer"))]
 
 
-def bundle_restorers(path: str, backend: str, precision: str) -> list[Restorer]:
+def bundle_restorers(path: str, backend: str, precision: str, verify: bool = True) -> list[Restorer]:
     """The bundle's graph in the runtime's engine, after the deblurrer alone in PyTorch when the bundle fuses a
     converter and its deblurrer checkpoint can be had. A bundle that records no checkpoints is the `bundle`."""
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import infer, open_engine
     from blur2blur.runtime.fit import ProfileFit
 
-    bundle = open_bundle(path)
+    bundle = open_bundle(path, verify)
     sources = bundle.meta.get("sources") or {}
     fit = ProfileFit(bundle.profile)
     engine = open_engine(bundle, backend, precision)
@@ -120,7 +120,7 @@ def bundle_restorers(path: str, backend: str, precision: str) -> list[Restorer]:
 def bundle_checkpoints(meta: dict, roles: tuple[str, ...] = ("deblurrer", "converter")) -> dict[str, str] | None:
     """The checkpoints of `roles` a bundle was exported from ({"deblurrer": path, maybe "converter": path}), when
     each is still where it was and unchanged (same sha256); else None."""
-    from blur2blur.export.bundle_info import sha256
+    from blur2blur.runtime.bundle import sha256
 
     found = {}
     for role, source in (meta.get("sources") or {}).items():

@@ -69,7 +69,7 @@ def _describe(sources: dict) -> str:
 
 
 def open_subject(bundle: str | None, deblurrer: str | None, converter: str | None, work: Path,
-                 sizes: tuple[tuple[int, int], ...], fp16: bool = True) -> Subject:
+                 sizes: tuple[tuple[int, int], ...], fp16: bool = True, verify: bool = True) -> Subject:
     """A bundle with the checkpoints it was exported from (where they still are), or checkpoints exported now into
     a temporary bundle in `work` whose shapes hold `sizes` (with the FP16 graph when `fp16`)."""
     from blur2blur.evaluate.restorers import bundle_checkpoints, check_model_options
@@ -77,7 +77,7 @@ def open_subject(bundle: str | None, deblurrer: str | None, converter: str | Non
 
     check_model_options(bundle, deblurrer, converter)
     if bundle:
-        loaded = open_bundle(bundle)
+        loaded = open_bundle(bundle, verify)
         description = _describe(loaded.meta.get("sources") or {}) or str(bundle)
         checkpoints = bundle_checkpoints(loaded.meta)
         if checkpoints is None:
@@ -175,11 +175,12 @@ def check_sizes(bundle: Bundle, sizes: tuple[tuple[int, int], ...]) -> None:
 
 def run_bench(bundle: str | None = None, deblurrer: str | None = None, converter: str | None = None,
               backends: tuple[str, ...] = BACKENDS, sizes: tuple[tuple[int, int], ...] = ((640, 360), (1280, 720)),
-              precisions: tuple[str, ...] = PRECISIONS, frames: int = 20, warmup: int = 2) -> dict:
+              precisions: tuple[str, ...] = PRECISIONS, frames: int = 20, warmup: int = 2, verify: bool = True) -> dict:
     """Every backend x size (width, height) x precision that can run here, timed; the others with the reason."""
     rows, skipped = [], []
     with tempfile.TemporaryDirectory(prefix="b2b-bench-") as work:
-        subject = open_subject(bundle, deblurrer, converter, Path(work), sizes, fp16="fp16" in precisions)
+        subject = open_subject(bundle, deblurrer, converter, Path(work), sizes, fp16="fp16" in precisions,
+                               verify=verify)
         check_sizes(subject.bundle, sizes)
         gflop = {}
         if subject.model is not None:

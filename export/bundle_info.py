@@ -2,49 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
-from blur2blur.errors import UserError
-
-META_NAME = "meta.json"
-
-
-def sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def read_meta(folder: Path) -> dict:
-    """A bundle's meta.json; UserError naming the folder when it is missing or unreadable."""
-    if not folder.is_dir():
-        raise UserError(f"bundle {folder}: no such folder (make one with b2b-export)")
-    try:
-        meta = json.loads((folder / META_NAME).read_text())
-    except FileNotFoundError:
-        raise UserError(f"bundle {folder}: no {META_NAME}; is this a b2b-export bundle?") from None
-    except (OSError, ValueError) as err:
-        raise UserError(f"bundle {folder}: unreadable {META_NAME} ({err}); export it again") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("artefacts"), dict):
-        raise UserError(f"bundle {folder}: {META_NAME} lists no artefacts; export it again")
-    return meta
-
-
-def check_artefacts(folder: Path, meta: dict) -> dict[str, str]:
-    """Each artefact's state: "ok" (sha256 matches), "modified" or "missing"."""
-    states = {}
-    for name, info in meta["artefacts"].items():
-        path = folder / name
-        if not path.is_file():
-            states[name] = "missing"
-        else:
-            states[name] = "ok" if sha256(path) == info.get("sha256") else "modified"
-    return states
+from blur2blur.runtime.bundle import check_artefacts, read_meta
 
 
 def _shape(shape: list) -> str:
@@ -58,7 +18,7 @@ def _megabytes(size: int) -> str:
 def describe(folder: str | Path) -> tuple[str, list[str]]:
     """A readable report of the bundle at `folder`, and the problems found (files that no longer match)."""
     folder = Path(folder)
-    meta = read_meta(folder)
+    meta = read_meta(folder, "bundle")
     exporter = meta.get("exporter", {})
     lines = [f"bundle {folder}: {meta.get('format', '?')}, exported {meta.get('created', '?')} by "
              + f"{exporter.get('name', 'b2b-export')} {exporter.get('version', '?')}"]

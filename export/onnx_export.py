@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -13,15 +14,15 @@ from pathlib import Path
 import torch
 
 from blur2blur.errors import UserError
-from blur2blur.export.bundle_info import sha256
 from blur2blur.export.shapes import ShapeBounds
 from blur2blur.export.tensorrt_build import DEFAULT_WORKSPACE_BYTES, ONNX_NAMES, build_engine, tensorrt_version
 from blur2blur.export.verify import verify_engine, verify_fp16, verify_fp32
+from blur2blur.locks import Lock, beside
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.models.deploy import DeployModel, check_compatible
+from blur2blur.runtime.bundle import BUNDLE_FORMAT, sha256
 
 log = logging.getLogger(__name__)
-BUNDLE_FORMAT = "blur2blur-bundle/1"
 OPSET = 17
 INPUT, OUTPUT = "frames", "restored"
 
@@ -96,8 +97,10 @@ def prepare_out(out: Path, force: bool) -> Path:
                         "choose another folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in [*out.parent.glob(f".{glob.escape(out.name)}.partial-*"),
+                      *out.parent.glob(f".{glob.escape(out.name)}.old-*")]:  # left by a killed export (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
         staging = out.parent / f".{out.name}.partial-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
     except OSError as err:
         raise UserError(f"--out {out}: cannot write there ({err.strerror})") from None
@@ -124,7 +127,12 @@ def export_bundle(deblurrer: str, out: str | Path, converter: str | None = None,
     out = Path(out)
     bounds = bounds or ShapeBounds()
     start = time.perf_counter()
-    staging = prepare_out(out, force)
+    lock = Lock(beside(out), f"--out {out}").acquire()  # another export to the same --out is refused
+    try:
+        staging = prepare_out(out, force)
+    except BaseException:
+        lock.release()
+        raise
     try:
         model, sources = load_models(deblurrer, converter)
         meta = build_bundle(model, staging, fp16, bounds)
@@ -140,6 +148,7 @@ def export_bundle(deblurrer: str, out: str | Path, converter: str | None = None,
         raise UserError(f"--out {out}: cannot write the bundle ({err.strerror or err})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        lock.release()
     return meta
 
 

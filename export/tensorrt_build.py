@@ -17,7 +17,7 @@ from pathlib import Path
 
 from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError
-from blur2blur.export.bundle_info import read_meta, sha256
+from blur2blur.runtime.bundle import read_meta, sha256
 from blur2blur.images import write_atomic
 
 log = logging.getLogger(__name__)

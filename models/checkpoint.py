@@ -11,9 +11,10 @@ checkpoints (``{"params": state_dict}`` or a bare state dict) load as deblurrers
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import pickle
+import shutil
 import re
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from blur2blur.errors import UserError
+from blur2blur.images import temporary
 from blur2blur.models import ARCHS, arch_kind, create_model
 from blur2blur.models.nafnet import PRESETS as NAFNET_PRESETS
 from blur2blur.shipped import resolve_checkpoint
@@ -74,7 +76,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, meta: dict | 
     }
     # Write beside the target and rename: a crash never leaves a half-written checkpoint. A plain
     # open (not mkstemp, which makes 0600 files) keeps the user's umask for the final file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -84,10 +86,22 @@ def save_checkpoint(path: str | Path, model: nn.Module, kind: str, meta: dict | 
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise UserError(f"cannot write checkpoint {path}: {err.strerror or err}") from None
+        if isinstance(err, (OSError, RuntimeError)):  # torch's zip writer reports a full disk as a RuntimeError
+            kept = "the previous one is kept" if path.exists() else "none was written"
+            raise UserError(f"cannot write checkpoint {path} ({_write_failure(path.parent, err)}); {kept}: free some "
+                            "space and run again (training continues with --resume)") from None
         raise
     log.debug("saved %s checkpoint %s (%s)", kind, path, arch)
+
+
+def _write_failure(folder: Path, err: BaseException) -> str:
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if getattr(err, "errno", None) == errno.ENOSPC or free is not None and free < 1 << 20:
+        return "no space left on the disk"
+    return err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())[:200]
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -100,24 +114,31 @@ def read_checkpoint(path: str | Path) -> dict:
         raise UserError(f"checkpoint {path} is a directory: pass the .pt file inside it")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if found:
-            raise UserError(
-                f"checkpoint {path} holds Python objects ({found.group(1)}) that cannot be loaded safely: "
-                "re-save it with tensors and plain values only"
-            ) from None
-        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file: {_first_line(err)}") from None
-    except Exception as err:  # torch raises many types for truncated or foreign files
-        raise UserError(f"checkpoint {path} is corrupt or not a PyTorch file: {_first_line(err)}") from None
+    except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
+        raise UserError(f"checkpoint {path} {_unloadable(path, err)}") from None
     if not isinstance(data, dict):
         raise UserError(f"checkpoint {path} holds a {type(data).__name__}, not a checkpoint dict")
     return data
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+def _unloadable(path: Path, err: BaseException) -> str:
+    """Why a file does not load as a checkpoint, in our words: torch's own advice for unsafe files is to load
+    them unsafely (`weights_only=False`), which would run whatever they hold, so it is never passed on."""
+    text = str(err)
+    found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", text)
+    if found:
+        return (f"holds Python objects ({found.group(1)}) that cannot be loaded safely, and will not be: use a "
+                "checkpoint written by b2b-train or an official NAFNet file (tensors and plain values only)")
+    with open(path, "rb") as f:
+        head = f.read(64)
+    onnx_like = head.startswith(b"\x08") and (b"pytorch" in head or b"onnx" in head.lower())  # ir_version, producer
+    if path.suffix.lower() == ".onnx" or onnx_like:
+        return "is an ONNX graph, not a checkpoint: pass the .pt file that b2b-train wrote (bundles go to --bundle)"
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and "weights_only" not in line and "Weights only load failed" not in line
+             and "torch.load" not in line]
+    reason = lines[0] if lines else type(err).__name__
+    return f"is corrupt, truncated or not a PyTorch file ({reason}): write or download it again"
 
 
 def _nafnet_state_dict(data: dict) -> dict | None:

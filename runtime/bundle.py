@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from blur2blur.errors import UserError
 
 META_NAME = "meta.json"
 ONNX_NAMES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}
+BUNDLE_FORMAT = "blur2blur-bundle/1"
 
 
 @dataclass(frozen=True)
@@ -47,19 +49,88 @@ class Bundle:
         return Profile(tuple(shapes["min"][1:3]), tuple(shapes["max"][1:3]), int(shapes["max"][0]))
 
 
-def open_bundle(path: str | Path) -> Bundle:
-    """Read a bundle's meta.json; errors name the folder and what to do."""
-    path = Path(path)
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _schema_problem(meta: object) -> str | None:
+    """What in a meta.json does not have the structure b2b-export writes, or None."""
+    if not isinstance(meta, dict):
+        return f"holds a {type(meta).__name__}, not an object"
+    if meta.get("format") != BUNDLE_FORMAT:
+        return f"has format {meta.get('format')!r}, not {BUNDLE_FORMAT!r}"
+    artefacts = meta.get("artefacts")
+    if not isinstance(artefacts, dict) or not artefacts:
+        return "lists no artefacts"
+    for name, info in artefacts.items():
+        if not (isinstance(info, dict) and isinstance(info.get("sha256"), str) and len(info["sha256"]) == 64):
+            return f"artefacts.{name} has no sha256"
+    for role in ("input", "output"):
+        if not (isinstance(meta.get(role), dict) and isinstance(meta[role].get("name"), str)):
+            return f"{role}.name is missing"
+    shapes = meta.get("shapes")
+    if shapes is not None:
+        if not isinstance(shapes, dict):
+            return "shapes is not an object"
+        for key in ("min", "opt", "max"):
+            shape = shapes.get(key)
+            if not (isinstance(shape, list) and len(shape) == 4
+                    and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)):
+                return f"shapes.{key} is not four positive integers (N, H, W, 3)"
+    for key in ("sources", "verification", "tensorrt"):
+        if key in meta and not isinstance(meta[key], dict):
+            return f"{key} is not an object"
+    if not isinstance(meta.get("precision", "fp32"), str):
+        return "precision is not a string"
+    return None
+
+
+def read_meta(path: Path, option: str = "--bundle") -> dict:
+    """A bundle's meta.json, checked against the structure b2b-export writes; one-line errors naming `option`."""
     if not path.is_dir():
-        raise UserError(f"--bundle {path}: no such folder (make one with b2b-export)")
-    meta_path = path / META_NAME
+        raise UserError(f"{option} {path}: no such folder (make one with b2b-export)")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads((path / META_NAME).read_text())
     except FileNotFoundError:
-        raise UserError(f"--bundle {path}: no {META_NAME}; is this a b2b-export bundle?") from None
+        raise UserError(f"{option} {path}: no {META_NAME}; is this a b2b-export bundle?") from None
     except (OSError, ValueError) as err:
-        raise UserError(f"--bundle {path}: unreadable {META_NAME} ({err}); export it again") from None
+        raise UserError(f"{option} {path}: unreadable {META_NAME} ({err}); export it again") from None
+    problem = _schema_problem(meta)
+    if problem:
+        raise UserError(f"{option} {path}: {META_NAME} {problem}; export the bundle again with this version")
+    return meta
+
+
+def check_artefacts(folder: Path, meta: dict) -> dict[str, str]:
+    """Each artefact's state: "ok" (sha256 matches), "modified" or "missing"."""
+    states = {}
+    for name, info in meta["artefacts"].items():
+        path = folder / name
+        if not path.is_file():
+            states[name] = "missing"
+        else:
+            states[name] = "ok" if sha256(path) == info["sha256"] else "modified"
+    return states
+
+
+def open_bundle(path: str | Path, verify: bool = True, option: str = "--bundle") -> Bundle:
+    """Read a bundle's meta.json and, with `verify`, check every file it lists against its sha256 (a few
+    milliseconds per 10 MB); errors name the folder and what to do."""
+    path = Path(path)
+    meta = read_meta(path, option)
     bundle = Bundle(path, meta)
     if not bundle.precisions:
-        raise UserError(f"--bundle {path}: holds no model.onnx; export it again")
+        raise UserError(f"{option} {path}: holds no model.onnx; export it again")
+    if verify:
+        unlisted = [ONNX_NAMES[p] for p in bundle.precisions if ONNX_NAMES[p] not in meta["artefacts"]]
+        problems = [f"{name} is {state}" for name, state in check_artefacts(path, meta).items() if state != "ok"]
+        problems += [f"{name} is not listed in {META_NAME}" for name in unlisted]
+        if problems:
+            raise UserError(f"{option} {path}: {', '.join(problems)} (changed after export): export it again, "
+                            "or pass --no-verify to use it as it is")
     return bundle

@@ -44,21 +44,36 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
               help="Frames per inference (up to the bundle's --batch); live sources take what is waiting.")
 @click.option("--stats", type=click.Path(), help="Write the timing report as JSON to this file.")
+@click.option("--stats-every", type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="Also write --stats every SECONDS while the run goes on (\"running\": true until it ends).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many frames.")
+@click.option("--no-verify", is_flag=True, help="Run a bundle whose files no longer match the sha256 in its meta.json "
+              "(checked at start by default).")
+@click.option("--serve", metavar="[HOST:]PORT", help="Live view in a browser: the video (input | restored, with the "
+              "app's drawing) and the figures at http://HOST:PORT/ (host 127.0.0.1 unless given; port 0: any free).")
+@click.option("--serve-token", metavar="TOKEN", help="Needed off loopback: viewers must give it (?token=TOKEN or an "
+              "X-B2B-Token header).")
+@click.option("--serve-no-token", is_flag=True, help="Off loopback, let anyone who can reach the port watch.")
 def main_command(bundle, camera, camera_format, size, fps, url, video, images, loop, reconnect, output, side_by_side,
-                 headless, app_name, hand_model, records, backend, precision, batch, stats, max_frames):
+                 headless, app_name, hand_model, records, backend, precision, batch, stats, stats_every, max_frames,
+                 no_verify, serve, serve_token, serve_no_token):
     """Deblur frames with a blur2blur bundle and feed them to an app.
 
     Capture, inference and the app run on their own threads. Frames outside the bundle's shapes are brought
     inside: larger ones are shrunk to fit and the result scaled back, smaller ones edge-padded and the padding
-    cropped. Ctrl-C or SIGTERM stops the run and leaves every output complete. The run ends with a timing
-    report (per stage p50/p95 ms, frames/s, dropped and corrupt frames).
+    cropped. Ctrl-C or SIGTERM stops the run and leaves every output complete; an output that cannot be written
+    completely (a full disk) fails the run and keeps the previous file. Outputs are locked: a second run writing
+    the same file is refused. The bundle's files are checked against meta.json's sha256 first (--no-verify skips
+    it). The run ends with a timing report (per stage p50/p95 ms over the latest 4096 frames, mean and max over
+    all, frames/s, dropped and corrupt frames); memory stays bounded however long it runs.
 
     \b
     Examples:
       b2b-run --bundle bundle --camera /dev/video0 --app handpose
       b2b-run --bundle bundle --video in.mp4 --output out.mp4 --side-by-side --headless --stats timing.json
       b2b-run --bundle bundle --url rtsp://camera.local/stream --reconnect --app handpose --records hands.jsonl
+      b2b-run --bundle bundle --camera 0 --app handpose --headless --serve 8080    (open http://127.0.0.1:8080/)
+      b2b-run --bundle bundle --camera 0 --headless --serve 0.0.0.0:8080 --serve-token s3cret
       b2b-run fetch-hand-model        (the hand-pose model, into ~/.cache/blur2blur)
     Add --debug to any command for a traceback on errors.
     """
@@ -67,10 +82,17 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     from blur2blur.runtime import pipeline
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import open_engine
+    from blur2blur.runtime.serve import LiveView, check_access
     from blur2blur.runtime.sinks import WindowSink, display_available, open_output, writable_file
     from blur2blur.runtime.sources import open_source
 
-    loaded = open_bundle(bundle)
+    if stats_every and not stats:
+        raise UserError("--stats-every: give the file to write with --stats")
+    if (serve_token or serve_no_token) and not serve:
+        raise UserError("--serve-token and --serve-no-token go with --serve [HOST:]PORT")
+    if serve:
+        check_access(serve, serve_token, serve_no_token)
+    loaded = open_bundle(bundle, verify=not no_verify)
     profile = loaded.profile
     if profile and batch > profile.batch:
         raise UserError(f"--batch {batch}: the bundle takes at most {profile.batch} frames at a time "
@@ -97,14 +119,29 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     if not sinks and not records and not stats:
         log.info("no --output, --records or --stats and no window: frames are restored and discarded")
     log.info("%s %s -> %s -> %s", source.kind, source.spec, engine.name, app_name)
+    live = None
+    if serve:
+        try:
+            live = LiveView(serve, serve_token, {"bundle": str(bundle), "app": app_name, "backend": engine.name})
+        except BaseException:
+            for part in opened:
+                part.close()
+            raise
+        log.info("live view: open %s", live.url)
+
+    def write_stats(report: dict, running: bool = True) -> None:
+        write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
+
     try:
         report = pipeline.run(source, engine, app, sinks, records_path, max_frames, batch=batch, profile=profile,
-                              side_by_side=side_by_side)
+                              side_by_side=side_by_side, stats_every=stats_every, on_stats=write_stats, live=live)
     finally:
         engine.close()
+        if live is not None:
+            live.close()
     click.echo(pipeline.format_report(report))
     if stats_path:
-        write_atomic(stats_path, (json.dumps(report, indent=2) + "\n").encode())
+        write_stats(report, running=False)
     for path in (output, records):
         if path:
             click.echo(f"wrote {path}")

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from blur2blur.errors import UserError
+from blur2blur.errors import UserError, one_line
 from blur2blur.runtime.bundle import Bundle
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,11 @@ class OnnxRuntimeEngine:
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers or best_providers())
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=providers or best_providers())
+        except Exception as err:  # ONNX Runtime's own types: InvalidProtobuf, Fail, ...
+            raise UserError(f"{onnx_path}: ONNX Runtime cannot load it ({type(err).__name__}: {one_line(err)[:160]}); "
+                            "the file is damaged or incomplete: export the bundle again") from None
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"onnxruntime ({self.session.get_providers()[0]}, {Path(onnx_path).name})"
 

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -24,8 +24,10 @@ from blur2blur.apps.side_by_side import side_by_side as compose_side_by_side
 from blur2blur.runtime.bundle import Profile
 from blur2blur.runtime.engines import Engine
 from blur2blur.runtime.fit import ProfileFit
+from blur2blur.runtime.serve import LiveView
 from blur2blur.runtime.sinks import FrameSink, RecordsFile
 from blur2blur.runtime.sources import FrameSource
+from blur2blur.runtime.timings import StageTimes
 
 log = logging.getLogger(__name__)
 STAGES = ("capture", "infer", "app", "write", "latency")  # latency: from capture to written, per frame
@@ -52,7 +54,9 @@ END = None  # what a stage puts on its queue after its last item
 class Pipeline:
     def __init__(self, source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink],
                  records_path: Path | None = None, max_frames: int | None = None, batch: int = 1,
-                 profile: Profile | None = None, side_by_side: bool = False, progress: bool = True) -> None:
+                 profile: Profile | None = None, side_by_side: bool = False, progress: bool = True,
+                 stats_every: float | None = None, on_stats: Callable[[dict], None] | None = None,
+                 live: LiveView | None = None) -> None:
         self.source, self.engine, self.app, self.sinks = source, engine, app, list(sinks)
         self.records_path, self.max_frames, self.batch = records_path, max_frames, batch
         self.side_by_side, self.progress = side_by_side, progress
@@ -65,7 +69,8 @@ class Pipeline:
         self.interrupted = False  # by Ctrl-C, SIGTERM or the window
         self.errors: list[BaseException] = []
         self.dropped = {"captured": 0, "restored": 0}  # each counter written by one thread only
-        self.samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.times = StageTimes(STAGES)
+        self.stats_every, self.on_stats, self.live = stats_every, on_stats, live
 
     # -- queues: blocking operations that give up when the run stops
     def put(self, q: queue.Queue, item: Item | None) -> bool:
@@ -212,7 +217,9 @@ class Pipeline:
         if self.max_frames is not None:
             total = min(total, self.max_frames) if total else self.max_frames
         bar = tqdm(desc="frames", unit="f", total=total, disable=not self.progress, leave=False)
-        frames, last_stamp = 0, -1
+        frames, last_stamp, stats_written = 0, -1, start
+        if self.live is not None:
+            self.live.figures = lambda: self.report(frames, time.perf_counter() - start)
         try:
             while self.max_frames is None or frames < self.max_frames:
                 item = self.get(self.restored)
@@ -221,6 +228,8 @@ class Pipeline:
                 begin = time.perf_counter()
                 last_stamp = max(item.timestamp_ms, last_stamp + 1)  # video-mode apps need increasing stamps
                 shown, record = self.app.process(item.frame, item.restored, last_stamp)
+                if self.live is not None:  # references only: the viewers' threads compose and encode
+                    self.live.publish(item.frame, shown, record)
                 if self.side_by_side:
                     shown = compose_side_by_side(item.frame, shown)
                 processed = time.perf_counter()
@@ -229,10 +238,12 @@ class Pipeline:
                 if records is not None and record is not None:
                     records.write({"frame": item.index, "timestamp_ms": last_stamp, **record})
                 written = time.perf_counter()
-                for stage, seconds in zip(STAGES, (item.capture_s, item.infer_s, processed - begin,
-                                                    written - processed, written - item.captured)):
-                    self.samples[stage].append(seconds)
+                self.times.add((item.capture_s, item.infer_s, processed - begin, written - processed,
+                                written - item.captured))
                 frames += 1
+                if self.stats_every and written - stats_written >= self.stats_every:
+                    self.on_stats(self.report(frames, written - start))
+                    stats_written = written
                 bar.update()
                 dropped = sum(self.dropped.values())
                 if dropped:
@@ -250,9 +261,18 @@ class Pipeline:
                 signal.signal(sig, handler)
         if self.interrupted:
             log.info("stopped after %d frames", frames)
+        expected = self.source.frame_count if self.max_frames is None else min(self.source.frame_count or 0,
+                                                                                 self.max_frames)
+        if expected and frames + self.source.skipped < expected and not (self.interrupted or self.errors):
+            log.warning("%s %s ended at frame %d of the %d it announces (truncated or damaged?)", self.source.kind,
+                        self.source.spec, frames + self.source.skipped, expected)
         if self.errors:
             raise self.errors[0]
-        report = summarise(self.samples, frames, seconds)
+        return self.report(frames, seconds)
+
+    def report(self, frames: int, seconds: float) -> dict:
+        """The timing report so far (see `summarise`), with the run's counters."""
+        report = summarise(self.times, frames, seconds)
         report.update(source=f"{self.source.kind}:{self.source.spec}", engine=self.engine.name, batch=self.batch,
                       dropped=sum(self.dropped.values()), dropped_before_inference=self.dropped["captured"],
                       dropped_before_app=self.dropped["restored"], skipped_corrupt=self.source.skipped,
@@ -272,11 +292,15 @@ class Pipeline:
         for worker in workers:
             worker.join(JOIN_SECONDS)
         bar.close()
-        parts = [*self.sinks, *([records] if records else [])]
-        closers = [lambda part=part: part.close(complete=complete) for part in parts] + [self.app.close]
-        if not workers[0].is_alive():  # a camera stuck in a read is left to the process exit
-            closers.append(self.source.close)
-        for close in closers:
+        failed = not complete
+        for part in [*self.sinks, *([records] if records else [])]:  # one output that fails discards the others
+            try:
+                part.close(complete=not failed)
+            except Exception as err:  # noqa: BLE001 - kept, raised once everything is closed
+                self.errors.append(err)
+                failed = True
+        closers = [self.app.close] + ([self.source.close] if not workers[0].is_alive() else [])
+        for close in closers:  # a camera stuck in a read is left to the process exit
             try:
                 close()
             except Exception as err:  # noqa: BLE001 - kept, raised once everything is closed
@@ -285,22 +309,18 @@ class Pipeline:
 
 def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], records_path: Path | None = None,
         max_frames: int | None = None, progress: bool = True, batch: int = 1, profile: Profile | None = None,
-        side_by_side: bool = False) -> dict:
-    """Restore the frames of `source` through `engine` into `app` and `sinks`; return the timing report."""
+        side_by_side: bool = False, stats_every: float | None = None,
+        on_stats: Callable[[dict], None] | None = None, live: LiveView | None = None) -> dict:
+    """Restore the frames of `source` through `engine` into `app` and `sinks`; return the timing report, also
+    handed to `on_stats` every `stats_every` seconds while the run goes on; `live` gets every frame shown."""
     return Pipeline(source, engine, app, sinks, records_path, max_frames, batch, profile, side_by_side,
-                    progress).run()
+                    progress, stats_every, on_stats, live).run()
 
 
-def summarise(samples: dict[str, list[float]], frames: int, seconds: float) -> dict:
-    """Per-stage p50/p95/mean in milliseconds, and the overall frame rate."""
-    stages = {}
-    for stage in STAGES:
-        values = np.asarray(samples.get(stage) or [0.0]) * 1000.0
-        stages[stage] = {"p50_ms": round(float(np.percentile(values, 50)), 3),
-                         "p95_ms": round(float(np.percentile(values, 95)), 3),
-                         "mean_ms": round(float(values.mean()), 3)}
+def summarise(times: StageTimes, frames: int, seconds: float) -> dict:
+    """Per-stage p50/p95 (over the latest frames) and mean/max in milliseconds, and the overall frame rate."""
     return {"frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 2) if seconds else 0.0,
-            "stages": stages}
+            "stages": times.summary(), "percentiles_over": min(times.count, times.window)}
 
 
 def format_report(report: dict) -> str:

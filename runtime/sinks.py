@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from blur2blur.errors import UserError
-from blur2blur.images import is_video, write_atomic_png
+from blur2blur.images import is_video, remove_stale_temporaries, temporary, video_frame_count, write_atomic_png
+from blur2blur.locks import Lock, beside
 
 log = logging.getLogger(__name__)
 FOURCC = "mp4v"  # in every OpenCV wheel; H.264 encoders are not
@@ -31,14 +32,18 @@ class FrameSink:
 
 
 class VideoFileSink(FrameSink):
-    """An MP4 (mp4v) written under a temporary name and renamed on close, so a reader never sees half a file.
+    """An MP4 (mp4v) written under a temporary name and renamed on close once it is checked complete (it opens and
+    holds every frame written), so a reader never sees half a file and a failed write keeps the previous one.
+    The path is locked for the run: a second run writing it is refused.
 
     A video has one frame size: later frames of another size are resized to the first one's (said once).
     """
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps
-        self.tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self.lock = Lock(beside(path), f"--output {path}").acquire()
+        remove_stale_temporaries(path)
+        self.tmp = temporary(path)
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -61,14 +66,22 @@ class VideoFileSink(FrameSink):
         self.frames += 1
 
     def close(self, complete: bool = True) -> None:
-        if self.writer is None:
-            return
-        self.writer.release()
-        self.writer = None
-        if complete:
+        try:
+            if self.writer is None:
+                return
+            self.writer.release()
+            self.writer = None
+            readable = video_frame_count(self.tmp) if complete else None
+            if readable != self.frames:
+                self.tmp.unlink(missing_ok=True)
+                if complete:
+                    kept = "the previous file is kept" if self.path.exists() else "nothing was written"
+                    raise UserError(f"--output {self.path}: the video did not write completely ({self.frames} frames "
+                                    f"sent, {readable or 0} readable; is the disk full?); {kept}")
+                return
             os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        finally:
+            self.lock.release()
 
 
 class ImageFolderSink(FrameSink):
@@ -92,22 +105,35 @@ class ImageFolderSink(FrameSink):
 
 
 class RecordsFile:
-    """The app's records, one JSON line per frame, under a temporary name until the run ends."""
+    """The app's records, one JSON line per frame, under a temporary name until the run ends; locked like a video."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.partial")
-        self.file = open(self.tmp, "w")
+        self.lock = Lock(beside(path), f"--records {path}").acquire()
+        remove_stale_temporaries(path)
+        self.tmp = temporary(path)
+        try:
+            self.file = open(self.tmp, "w")
+        except OSError as err:
+            self.lock.release()
+            raise UserError(f"--records {path}: cannot write it ({err.strerror})") from None
 
     def write(self, record: dict) -> None:
         self.file.write(json.dumps(record) + "\n")
 
     def close(self, complete: bool = True) -> None:
-        self.file.close()
-        if complete:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        try:
+            self.file.close()  # the last lines reach the disk here: a full disk fails now
+            if complete:
+                os.replace(self.tmp, self.path)
+        except OSError as err:
+            complete = False
+            raise UserError(f"--records {self.path}: could not be written ({err.strerror}; is the disk full?); "
+                            f"{'the previous file is kept' if self.path.exists() else 'nothing was written'}") from None
+        finally:
+            if not complete:
+                self.tmp.unlink(missing_ok=True)
+            self.lock.release()
 
 
 class WindowSink(FrameSink):
@@ -170,7 +196,7 @@ def open_output(output: str, fps: float) -> FrameSink:
             raise UserError(f"--output {output}: already holds numbered PNGs; give a new or empty folder")
         return ImageFolderSink(path)
     # The frame size is known only at the first frame; a probe now proves that OpenCV can encode this format here.
-    probe = path.with_name(f".{path.stem}.probe{path.suffix}")
+    probe = temporary(path.with_name(f"{path.stem}-probe{path.suffix}"))
     writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*FOURCC), fps, (64, 64))
     opened = writer.isOpened()
     writer.release()

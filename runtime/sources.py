@@ -232,7 +232,9 @@ def open_video(path: str, loop: bool = False) -> FrameSource:
 def open_images(folder: str, loop: bool = False) -> FrameSource:
     root = Path(folder)
     if not root.is_dir():
-        raise UserError(f"--images {folder}: no such folder")
+        what = "a file, not a folder of images (give a video file with --video)" if Path(folder).is_file() \
+            else "no such folder"
+        raise UserError(f"--images {folder}: {what}")
     paths = sorted((p for p in root.iterdir() if p.is_file() and is_image(p)), key=lambda p: natural_key(p.name))
     if not paths:
         raise UserError(f"--images {folder}: holds no images (.png, .jpg, ...)")

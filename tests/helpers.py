@@ -75,7 +75,12 @@ def write_frame_bundle(folder: Path, invert: bool = True, shape: list | None = N
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(folder / "model.onnx"))
-    meta = {"format": "blur2blur-bundle/1", "precisions": ["fp32"], **({"shapes": shapes} if shapes else {})}
+    from blur2blur.runtime.bundle import sha256
+
+    io = {"name": "frames", "layout": "NHWC", "dtype": "uint8", "color": "BGR"}
+    meta = {"format": "blur2blur-bundle/1", "precisions": ["fp32"], "input": io, "output": {**io, "name": "restored"},
+            "artefacts": {"model.onnx": {"sha256": sha256(folder / "model.onnx"), "precision": "fp32"}},
+            **({"shapes": shapes} if shapes else {})}
     (folder / "meta.json").write_text(json.dumps(meta))
     return folder
 
@@ -130,3 +135,16 @@ def serve_folder(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def fill(folder: Path, leave: int = 0) -> None:
+    """Fill `folder`'s file system until at most `leave` bytes are free."""
+    import shutil
+
+    with open(folder / "filler", "wb") as f:
+        while shutil.disk_usage(folder).free > leave:
+            try:
+                f.write(b"\0" * max(4096, min(1 << 16, shutil.disk_usage(folder).free - leave)))
+                f.flush()
+            except OSError:
+                break

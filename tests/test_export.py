@@ -272,8 +272,8 @@ def test_bad_checkpoints_are_one_line_errors(checkpoints, tmp_path):
     deblurrer, converter = checkpoints / "deblurrer.pt", checkpoints / "converter.pt"
     cases = [
         (["--deblurrer", work / "missing.pt"], "does not exist"),
-        (["--deblurrer", work / "corrupt.pt"], "corrupt or not a PyTorch file"),
-        (["--deblurrer", work / "model.onnx"], "corrupt or not a PyTorch file"),
+        (["--deblurrer", work / "corrupt.pt"], "is corrupt, truncated or not a PyTorch file"),
+        (["--deblurrer", work / "model.onnx"], "is an ONNX graph, not a checkpoint"),
         (["--deblurrer", converter], "holds a converter checkpoint; --deblurrer needs a deblurrer"),
         (["--deblurrer", deblurrer, "--converter", deblurrer], "--converter needs a converter"),
         (["--deblurrer", work / "alien.pt"], "architecture 'resnet-50', unknown"),

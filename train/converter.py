@@ -207,6 +207,10 @@ class ConverterTask:
 
         self.model = create_model(config.arch)  # the identity at first (see models/mimo_unet.py)
         self.critic = create_model(config.critic)
+        smallest = 4 * self.critic.min_size  # the critic judges G's 1/4-size output too
+        if config.crop < smallest:
+            raise UserError(f"--crop {config.crop}: the critic {config.critic} needs crops of at least {smallest} px "
+                            f"(it judges G's quarter-size output): use --crop {smallest} or more")
         self.critic_lr = config.critic_lr
         self._device = torch.device("cpu")  # where the frozen networks are
 

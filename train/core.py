@@ -24,10 +24,11 @@ import copy
 import json
 import logging
 import math
+import shutil
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
@@ -41,7 +42,8 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from blur2blur.errors import UserError
-from blur2blur.images import write_atomic
+from blur2blur.images import remove_stale_temporaries, write_atomic
+from blur2blur.locks import Lock
 from blur2blur.models import count_parameters
 from blur2blur.models.checkpoint import read_checkpoint, save_checkpoint
 from blur2blur.train import distributed
@@ -112,7 +114,7 @@ def resume_config(config: RunConfig, given: Iterable[str] = ()) -> tuple[RunConf
     last = Path(config.out) / "last.pt"
     if not last.is_file():
         raise UserError(f"--resume: {config.out} holds no last.pt to continue; start without --resume")
-    state = read_checkpoint(last)
+    state = _read_last(last)
     saved = state.get("meta", {}).get("config")
     names = {f.name for f in fields(config)}
     if not isinstance(saved, dict) or not set(saved) <= names:
@@ -131,6 +133,18 @@ def resume_config(config: RunConfig, given: Iterable[str] = ()) -> tuple[RunConf
                 f"{getattr(config, name)} differs from its {saved[name]}: drop {option} or start a new run elsewhere"
             )
     return replace(config, **{k: v for k, v in saved.items() if k not in RESUME_MAY_CHANGE}), state
+
+
+def _read_last(last: Path) -> dict:
+    """A run's last.pt; when it is unreadable (a crash mid-copy, a full disk), what to do instead."""
+    try:
+        return read_checkpoint(last)
+    except UserError as err:
+        best = last.with_name("best.pt")
+        instead = f"start a new run from its best weights with --init {best} and another --out" if best.exists() \
+            else "start the run afresh there"
+        raise UserError(f"{err}; move it aside (mv {last} {last}.bad) and resume is no longer possible: "
+                        f"{instead}") from None
 
 
 def lr_factor(config: RunConfig) -> Callable[[int], float]:
@@ -226,35 +240,78 @@ def _update_average(average: nn.Module, model: nn.Module, decay: float, step: in
         mine.copy_(theirs)
 
 
-def _prepare_out(config: RunConfig) -> Path:
-    """The run folder, created; a new run never overwrites another one."""
+RUN_FILES = ("config.json", "metrics.jsonl", "curves.png", "samples")  # what a run writes before its first last.pt
+
+
+def _prepare_out(config: RunConfig) -> tuple[Path, bool]:
+    """The run folder, created (and whether it was created now); a new run never overwrites another one."""
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the run")
-    if not config.resume and (out / "last.pt").exists():
-        step = read_checkpoint(out / "last.pt").get("meta", {}).get("step", "?")
-        raise UserError(f"--out {out} already holds a run (step {step}): add --resume to continue it, "
-                        "or choose another --out")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserError(f"--out {out}: cannot create the run folder ({err.strerror})") from None
-    return out
+    return out, created
+
+
+def _check_new_run(out: Path) -> None:
+    """Refuse to start a new run where one is (checked holding the folder's lock)."""
+    last = out / "last.pt"
+    if last.exists():
+        step = _read_last(last).get("meta", {}).get("step", "?")
+        raise UserError(f"--out {out} already holds a run (step {step}): add --resume to continue it, "
+                        "or choose another --out")
+
+
+def _remove_failed_start(out: Path) -> None:
+    """What a new run that failed before its first checkpoint wrote."""
+    if (out / "last.pt").exists():
+        return
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterable[str] = ()) -> RunResult:
-    """Check the settings, join the process group (under torchrun), build the task and train it."""
-    config, state = resume_config(config, given)
-    config.check()
+    """Take the run folder's lock (one writer per folder), read the settings (the saved ones with --resume), join
+    the process group (under torchrun), build the task and train it. A new run that fails before its first
+    checkpoint leaves nothing behind."""
+    if not config.out:
+        raise UserError("--out: give a run folder")
     dist = distributed.setup(config.device)
     try:
-        out = _prepare_out(config)  # every process: a bad folder stops them all, not rank 0 alone
-        torch.manual_seed(config.seed)  # the same initial weights on every process
-        task = make_task(config)
-        if dist.main:
-            log.info("settings: %s", ", ".join(f"{k} {v}" for k, v in asdict(config).items()))
-            write_atomic(out / "config.json", json.dumps(asdict(config), indent=2).encode())
-        return fit(task, config, dist, state)
+        out, created = _prepare_out(config)  # every process: a bad folder stops them all, not rank 0 alone
+        try:
+            with Lock(out / ".lock", f"--out {out}") if dist.main else nullcontext():
+                try:
+                    config, state = resume_config(config, given)
+                    config.check()
+                    for name in ("last.pt", "best.pt"):
+                        remove_stale_temporaries(out / name)  # left by a killed run: no live writer holds the lock
+                    if state is None:
+                        _check_new_run(out)
+                    torch.manual_seed(config.seed)  # the same initial weights on every process
+                    task = make_task(config)
+                    if dist.main:
+                        log.info("settings: %s", ", ".join(f"{k} {v}" for k, v in asdict(config).items()))
+                        write_atomic(out / "config.json", json.dumps(asdict(config), indent=2).encode())
+                    return fit(task, config, dist, state)
+                except BaseException:
+                    if dist.main and not config.resume:
+                        _remove_failed_start(out)
+                    raise
+        except BaseException:
+            if dist.main and created:
+                try:
+                    out.rmdir()  # a folder made for a run that never saved: only if empty, so nothing else goes
+                except OSError:
+                    pass
+            raise
     finally:
         distributed.teardown()
 

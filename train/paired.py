@@ -77,3 +77,8 @@ class PairTask:
         self.model = initial_model(config)
         config.arch = self.model.arch
         self.dataset = PairedCrops(train, config.crop, config.seed, config.rotate)
+        first = train.load(0)
+        if first is not None and min(first[0].shape[:2]) < config.crop:
+            log.warning("--crop %d is larger than the pairs (the first is %dx%d): crops are padded by reflection; "
+                        "use --crop %d or less to train on real pixels only", config.crop, first[0].shape[1],
+                        first[0].shape[0], min(first[0].shape[:2]))

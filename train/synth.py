@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from blur2blur.errors import UserError
-from blur2blur.images import to_bgr8, write_atomic, write_atomic_png
+from blur2blur.images import temporary, to_bgr8, video_frame_count, write_atomic, write_atomic_png
 from blur2blur.train.domains import get_domain
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,12 @@ def _prepare_out_dir(out_dir: Path, summary: dict[str, Any], overwrite: bool) ->
         except (OSError, ValueError):
             previous = None
     same = previous is not None and all(previous.get(k) == summary[k] for k in key)
+    if old_pairs and previous is None:  # not ours: --overwrite replaces a synthesis, never a user's own pairs
+        raise UserError(f"{out_dir} already holds pairs that b2b-train synth did not write (no readable {_SUMMARY}); "
+                        "they are left as they are: choose another folder")
     if (old_pairs or previous is not None) and not same and not overwrite:
-        what = "pairs without a readable synth.json" if previous is None else (
-            f"a synthesis of domain {previous.get('domain')!r} seed {previous.get('seed')} "
-            f"size {previous.get('size')}, {previous.get('sources')} source images")
+        what = (f"a synthesis of domain {previous.get('domain')!r} seed {previous.get('seed')} "
+                f"size {previous.get('size')}, {previous.get('sources')} source images")
         raise UserError(f"{out_dir} already holds {what}; choose another folder or pass --overwrite")
     # the same synthesis resumes: keep its pairs below the new count; otherwise start afresh
     stale = [p for p in old_pairs if overwrite or not same or int(p.stem) >= summary["count"]]
@@ -162,7 +164,7 @@ def _pan_zoom_frame(source: np.ndarray, t: float, path: dict[str, float], out_w:
 
 
 def _open_writer(path: Path, fps: float, width: int, height: int) -> tuple[cv2.VideoWriter, Path]:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # same suffix: it picks the container
+    tmp = temporary(path)  # same suffix: it picks the container
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
     if not writer.isOpened():
         raise UserError(f"cannot write video {path}: OpenCV has no mp4v writer for {path.suffix!r} files")
@@ -222,13 +224,14 @@ def synthesize_video(
         delta = path[axis + "1"] - path[axis + "0"]
         path[axis + "1"] = path[axis + "0"] + float(np.clip(delta, -span, span))
 
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    writers = [_open_writer(out_path, fps, width, height)]
-    if sharp_out is not None:
-        sharp_out = Path(sharp_out)
-        sharp_out.parent.mkdir(parents=True, exist_ok=True)
-        writers.append(_open_writer(sharp_out, fps, width, height))
+    outputs = [Path(out_path)] + ([Path(sharp_out)] if sharp_out is not None else [])
+    for output in outputs:
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            why = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else err.strerror
+            raise UserError(f"cannot write video {output}: cannot create the folder {output.parent} ({why})") from None
+    writers = [_open_writer(output, fps, width, height) for output in outputs]
     try:
         for index in tqdm(range(frames), desc=f"video {blur_domain.name}", unit="frame"):
             t = index / max(frames - 1, 1)
@@ -242,8 +245,15 @@ def synthesize_video(
             writer.release()
             tmp.unlink(missing_ok=True)
         raise
-    for (writer, tmp), final in zip(writers, [out_path, sharp_out]):
+    for writer, _ in writers:
         writer.release()
+    broken = [final for (_, tmp), final in zip(writers, outputs) if video_frame_count(tmp) != frames]
+    if broken:
+        for _, tmp in writers:
+            tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write video {broken[0]}: it did not write completely (is the disk full?); "
+                        "nothing was replaced")
+    for (_, tmp), final in zip(writers, outputs):
         os.replace(tmp, final)
     return {"path": str(out_path), "sharp_path": None if sharp_out is None else str(sharp_out),
             "domain": blur_domain.name, "frames": int(frames), "width": int(width), "height": int(height),

@@ -1,0 +1,294 @@
+"""`b2b-run --serve`: the live view of a run in a browser, for edge boxes without a monitor.
+
+An HTTP server on its own threads serves `/` (a page with the video and the figures), `/stream.mjpg`
+(multipart MJPEG, which every browser and VLC plays), `/snapshot.jpg`, `/stats.json` and `/events` (the figures
+as server-sent events). The pipeline only hands over references to its newest frames (`publish`); a frame is
+composed (input | restored) and JPEG-encoded on a viewer's thread, once per frame however many watch, and only
+while someone watches. Every viewer gets the newest frame: a slow or stalled one skips frames, it never queues
+them. Off loopback, requests need the token (`?token=` or an `X-B2B-Token` header), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import cv2
+import numpy as np
+
+from blur2blur.apps.side_by_side import side_by_side
+from blur2blur.errors import UserError
+
+log = logging.getLogger(__name__)
+JPEG_QUALITY = 80
+EVENT_SECONDS = 0.5  # how often the page's figures update
+STALL_SECONDS = 60.0  # a viewer that takes nothing for this long is disconnected
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>blur2blur live</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font: 15px system-ui, sans-serif; margin: 1em; background: #111; color: #eee; }
+img { max-width: 100%; background: #222; display: block; }
+table { border-collapse: collapse; margin-top: 0.8em; }
+td { padding: 0.15em 0.8em 0.15em 0; vertical-align: top; }
+td:first-child { color: #999; }
+</style></head>
+<body>
+<h1>blur2blur live</h1>
+<img id="video" alt="input | restored" src="">
+<table id="figures">
+<tr><td>frames/s</td><td id="fps">-</td></tr>
+<tr><td>latency p50 / p95</td><td id="latency">-</td></tr>
+<tr><td>frames</td><td id="frames">-</td></tr>
+<tr><td>dropped</td><td id="dropped">-</td></tr>
+<tr><td>app</td><td id="app">-</td></tr>
+<tr><td>latest record</td><td id="record">-</td></tr>
+<tr><td>source</td><td id="source">-</td></tr>
+<tr><td>backend</td><td id="backend">-</td></tr>
+<tr><td>bundle</td><td id="bundle">-</td></tr>
+<tr><td>state</td><td id="state">connecting</td></tr>
+</table>
+<script>
+const query = location.search;  // carries ?token= to every request
+document.getElementById("video").src = "stream.mjpg" + query;
+const show = (id, text) => { document.getElementById(id).textContent = text; };
+function record(r) {
+  if (!r) return "none";
+  if (Array.isArray(r.hands)) {
+    if (!r.hands.length) return "no hand";
+    return r.hands.length + " hand(s): " + r.hands.map(h => h.handedness + " " + h.score.toFixed(2)).join(", ");
+  }
+  return JSON.stringify(r).slice(0, 200);
+}
+const events = new EventSource("events" + query);
+events.onmessage = (message) => {
+  const s = JSON.parse(message.data);
+  show("fps", s.fps_recent.toFixed(2));
+  show("latency", s.latency_p50_ms.toFixed(1) + " / " + s.latency_p95_ms.toFixed(1) + " ms");
+  show("frames", s.frames);
+  show("dropped", s.dropped);
+  show("app", s.app);
+  show("record", record(s.record));
+  show("source", s.source);
+  show("backend", s.backend);
+  show("bundle", s.bundle);
+  show("state", s.running ? "running" : "ended");
+};
+events.onerror = () => show("state", "disconnected");
+</script>
+</body></html>
+"""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`[HOST:]PORT` -> (host, port); the host defaults to loopback. One-line errors naming --serve."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        raise UserError(f"--serve {text}: write it as [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") from None
+    if not 0 <= number <= 65535:
+        raise UserError(f"--serve {text}: the port must be 0 to 65535 (0: any free port)")
+    return host, number
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_access(address: str, token: str | None, no_token: bool) -> None:
+    """Off loopback a token is needed, unless the user says plainly that anyone may watch."""
+    host, _ = parse_address(address)
+    if token and no_token:
+        raise UserError("--serve-token and --serve-no-token: give one of them")
+    if not is_loopback(host) and not token and not no_token:
+        raise UserError(f"--serve {address}: other machines can reach it, so give --serve-token TOKEN "
+                        "(or --serve-no-token to let anyone who reaches it watch)")
+
+
+class LiveView:
+    """The newest frames and figures of a run, served over HTTP at `address` while the run goes on."""
+
+    def __init__(self, address: str, token: str | None = None, info: dict | None = None) -> None:
+        host, port = parse_address(address)
+        self.token, self.info = token, dict(info or {})
+        # the pipeline's report so far (the pipeline sets it when it starts)
+        self.figures: Callable[[], dict] = lambda: {"frames": 0, "fps": 0.0, "dropped": 0, "stages": {}}
+        self._lock = threading.Lock()
+        self._new = threading.Condition(self._lock)
+        self._encoding = threading.Lock()
+        self._frames: tuple[np.ndarray | None, np.ndarray] | None = None
+        self._record: dict | None = None
+        self._seq = 0
+        self._encoded: tuple[int, bytes] = (0, b"")
+        self._times: deque = deque(maxlen=60)  # publish times, for the recent frame rate
+        self.encodes = 0  # frames encoded: none while nobody watches
+        self.running = True
+        view = self
+
+        class Handler(LiveHandler):
+            live = view
+
+        try:
+            self.server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as err:
+            raise UserError(f"--serve {address}: cannot listen there ({err.strerror})") from None
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                       name="serve", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
+
+    # -- the pipeline's side: cheap, never blocks on a viewer
+    def publish(self, original: np.ndarray | None, shown: np.ndarray, record: dict | None) -> None:
+        """The newest frame (the input and what the app shows) and its record; only references are kept."""
+        with self._new:
+            self._frames, self._seq = (original, shown), self._seq + 1
+            if record is not None:
+                self._record = record
+            self._times.append(time.perf_counter())
+            self._new.notify_all()
+
+    def close(self) -> None:
+        """End the streams (viewers see the run end) and stop serving."""
+        with self._new:
+            self.running = False
+            self._new.notify_all()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- the viewers' side, on the server's threads
+    def jpeg(self, after: int, timeout: float) -> tuple[int, bytes] | None:
+        """The newest frame once it is newer than `after`, JPEG-encoded (once per frame for all viewers); None
+        when none came within `timeout` or the run ended."""
+        with self._new:
+            if not self._new.wait_for(lambda: self._seq > after or not self.running, timeout) or self._seq <= after:
+                return None
+        with self._encoding:  # one viewer encodes, the others take its result
+            with self._lock:
+                seq, (original, shown) = self._seq, self._frames
+                if self._encoded[0] == seq:
+                    return self._encoded
+            image = shown if original is None else side_by_side(original, shown)
+            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            with self._lock:
+                self.encodes += 1
+                self._encoded = (seq, data.tobytes())
+                return self._encoded
+
+    def snapshot(self, timeout: float) -> tuple[int, bytes] | None:
+        """The newest frame, waiting up to `timeout` for the first."""
+        with self._lock:
+            after = max(self._seq - 1, 0)
+        return self.jpeg(after, timeout)
+
+    def stats(self) -> dict:
+        """The figures the page shows, and more: the run's report so far with the app's latest record."""
+        report = self.figures()
+        with self._lock:
+            times, record = list(self._times), self._record
+        recent = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        latency = report.get("stages", {}).get("latency", {})
+        return {**report, **self.info, "fps_recent": round(recent, 2), "latency_p50_ms": latency.get("p50_ms", 0.0),
+                "latency_p95_ms": latency.get("p95_ms", 0.0), "record": record, "running": self.running,
+                "viewers_encoded_frames": self.encodes}
+
+
+class LiveHandler(BaseHTTPRequestHandler):
+    live: LiveView
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        log.debug("serve: " + format, *args)
+
+    def authorised(self) -> bool:
+        token = self.live.token
+        if token is None:
+            return True
+        given = parse_qs(urlsplit(self.path).query).get("token", [""])[0] or self.headers.get("X-B2B-Token", "")
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def do_GET(self) -> None:  # noqa: N802 - the base class's name
+        self.connection.settimeout(STALL_SECONDS)
+        if not self.authorised():
+            return self.reply(401, "text/plain", b"a token is needed: open the URL that b2b-run printed\n")
+        route = urlsplit(self.path).path
+        try:
+            if route in ("/", "/index.html"):
+                self.reply(200, "text/html; charset=utf-8", PAGE.encode())
+            elif route == "/stats.json":
+                self.reply(200, "application/json", json.dumps(self.live.stats()).encode())
+            elif route == "/snapshot.jpg":
+                frame = self.live.snapshot(timeout=10.0)
+                if frame is None:
+                    self.reply(503, "text/plain", b"no frame yet\n")
+                else:
+                    self.reply(200, "image/jpeg", frame[1])
+            elif route == "/stream.mjpg":
+                self.stream()
+            elif route == "/events":
+                self.events()
+            else:
+                self.reply(404, "text/plain", b"not found: try /, /stream.mjpg, /snapshot.jpg, /stats.json\n")
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the viewer went away or stalled
+
+    def reply(self, status: int, kind: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def open_stream(self, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+
+    def stream(self) -> None:
+        self.open_stream("multipart/x-mixed-replace; boundary=frame")
+        self.wfile.write(b"--frame\r\n")
+        seq = 0
+        while self.live.running:
+            frame = self.live.jpeg(seq, timeout=1.0)
+            if frame is None:
+                continue
+            seq, data = frame
+            # Each part ends with the next boundary at once: browsers show a part only when its boundary has come,
+            # which would otherwise hold every frame back until the next one.
+            self.wfile.write(b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data) + data
+                             + b"\r\n--frame\r\n")
+            self.wfile.flush()
+
+    def events(self) -> None:
+        self.open_stream("text/event-stream")
+        while True:
+            running = self.live.running
+            self.wfile.write(b"data: " + json.dumps(self.live.stats()).encode() + b"\n\n")
+            self.wfile.flush()
+            if not running:
+                return
+            time.sleep(EVENT_SECONDS)
