@@ -5,7 +5,7 @@ An HTTP server on its own threads serves `/` (a page with the video and the figu
 as server-sent events). The pipeline only hands over references to its newest frames (`publish`); a frame is
 composed (input | restored) and JPEG-encoded on a viewer's thread, once per frame however many watch, and only
 while someone watches. Every viewer gets the newest frame: a slow or stalled one skips frames, it never queues
-them. Off loopback, requests need the token (`?token=` or an `X-B2B-Token` header), compared in constant time.
+them (a frame not followed soon is sent again: browsers show a part only when the next one begins). Off loopback, requests need the token (`?token=` or an `X-B2B-Token` header), compared in constant time.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from blur2blur.errors import UserError
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 80
 EVENT_SECONDS = 0.5  # how often the page's figures update
-STALL_SECONDS = 60.0  # a viewer that takes nothing for this long is disconnected
+STALL_SECONDS = 60.0
+REPEAT_SECONDS = 0.02  # a frame not followed by another within this is sent again (see LiveHandler.stream)  # a viewer that takes nothing for this long is disconnected
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>blur2blur live</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -270,17 +271,22 @@ class LiveHandler(BaseHTTPRequestHandler):
 
     def stream(self) -> None:
         self.open_stream("multipart/x-mixed-replace; boundary=frame")
-        self.wfile.write(b"--frame\r\n")
-        seq = 0
+        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
+        seq, unshown = 0, None
         while self.live.running:
-            frame = self.live.jpeg(seq, timeout=1.0)
+            # A browser shows a part only once the next part's body begins: when no new frame follows soon, the
+            # last one is sent again, so that it shows now rather than a frame later.
+            frame = self.live.jpeg(seq, timeout=REPEAT_SECONDS if unshown else 1.0)
             if frame is None:
+                if unshown:
+                    self.wfile.write(unshown)
+                    self.wfile.flush()
+                    unshown = None
                 continue
             seq, data = frame
-            # Each part ends with the next boundary at once: browsers show a part only when its boundary has come,
-            # which would otherwise hold every frame back until the next one.
-            self.wfile.write(b"Content-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data) + data
-                             + b"\r\n--frame\r\n")
+            unshown = (b"Content-Length: %d\r\n\r\n" % len(data) + data
+                       + b"\r\n--frame\r\nContent-Type: image/jpeg\r\n")
+            self.wfile.write(unshown)
             self.wfile.flush()
 
     def events(self) -> None:
