@@ -63,7 +63,7 @@ class HandPose:
                 raise
 
     def image(self, frame: np.ndarray):
-        return self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        return self.mp.Image(image_format=self.mp.ImageFormat.SRGB, data=aligned_rgb(frame))
 
     def detect(self, frame: np.ndarray, timestamp_ms: int = 0) -> list[dict]:
         """The hands in a BGR frame: handedness, score and 21 landmarks [x px, y px, z]."""
@@ -117,3 +117,16 @@ def draw_hands(frame: np.ndarray, hands: list[dict]) -> np.ndarray:
             cv2.circle(frame, point, thickness + 2, (255, 255, 255), -1, cv2.LINE_AA)
             cv2.circle(frame, point, thickness + 2, colour, 1, cv2.LINE_AA)
     return frame
+
+
+ALIGNMENT = 64  # bytes: what LiteRT wants of an input tensor (else it warns on stderr and copies)
+
+
+def aligned_rgb(frame: np.ndarray) -> np.ndarray:
+    """`frame` (BGR) as RGB in a buffer that starts on an ALIGNMENT-byte boundary: numpy's own buffers sometimes do
+    not, and then MediaPipe's LiteRT prints a warning per frame."""
+    raw = np.empty(frame.nbytes + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    rgb = raw[start:start + frame.nbytes].reshape(frame.shape)
+    cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=rgb)
+    return rgb

@@ -87,3 +87,12 @@ def test_b2b_run_hand_model_errors_come_before_any_frame(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1 and text in lines[0], result.stderr
         assert not (tmp_path / "out.mp4").exists()
+
+
+def test_frames_reach_mediapipe_in_aligned_rgb_buffers():
+    from blur2blur.apps.handpose import ALIGNMENT, aligned_rgb
+
+    frame = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for _ in range(8):  # numpy's own buffers land on varying boundaries
+        rgb = aligned_rgb(frame)
+        assert rgb.ctypes.data % ALIGNMENT == 0 and np.array_equal(rgb, frame[..., ::-1])
