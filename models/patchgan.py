@@ -12,6 +12,7 @@ from blur2blur.errors import UserError
 PRESETS: dict[str, dict] = {
     "patchgan": dict(base_channels=64, n_layers=3),  # 70x70 receptive field, 2.77 M params
     "patchgan-tiny": dict(base_channels=16, n_layers=3),
+    "patchgan-tiny-nonorm": dict(base_channels=16, n_layers=3, norm="none"),
 }
 
 
@@ -23,7 +24,7 @@ class PatchGAN(nn.Module):
     least ``min_size`` pixels per side.
     """
 
-    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3) -> None:
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"PatchGAN needs n_layers >= 1, got {n_layers}")
@@ -36,7 +37,8 @@ class PatchGAN(nn.Module):
         for n in range(1, n_layers + 1):
             out = base_channels * min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(channels, out, 4, stride, 1), nn.InstanceNorm2d(out), nn.LeakyReLU(0.2, True)]
+            normalise = nn.InstanceNorm2d(out) if norm == "instance" else nn.Identity()
+            layers += [nn.Conv2d(channels, out, 4, stride, 1), normalise, nn.LeakyReLU(0.2, True)]
             channels = out
         layers.append(nn.Conv2d(channels, 1, 4, 1, 1))
         self.model = nn.Sequential(*layers)

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from blur2blur.errors import UserError
+from blur2blur.images import to_bgr8
 from blur2blur.train.content import SKIMAGE_PHOTOS, load_sharp_images
+from blur2blur.train.deadleaves import dead_leaves
 
 
 @pytest.fixture
@@ -84,3 +86,17 @@ def test_deadleaves_are_reproducible_512px_bgr8():
     assert not np.array_equal(first[0], first[1])
     both = load_sharp_images("skimage+deadleaves", max_images=10)
     assert len(both) == 10
+
+
+def test_textured_leaves_hold_photo_texture_inside_leaves_and_are_reproducible():
+    first, again = load_sharp_images("texleaves:2"), load_sharp_images("texleaves:2")
+    assert first[0].shape == (512, 512, 3) and all(np.array_equal(a, b) for a, b in zip(first, again))
+    # The same leaves without grain, flat or textured: only the textured ones hold detail inside (median |Laplacian|).
+    bank = load_sharp_images("skimage")
+    textured, flat = (dead_leaves(256, np.random.default_rng(5), textures=t, alpha=2.5, r_min=3.0, texture=0.0)
+                      for t in (bank, None))
+    detail = [float(np.median(np.abs(cv2.Laplacian(cv2.cvtColor(to_bgr8(i), cv2.COLOR_BGR2GRAY), cv2.CV_32F))))
+              for i in (textured, flat)]
+    assert detail[0] > 2 and detail[1] == 0, detail
+    with pytest.raises(UserError, match="texleaves:N takes a positive whole number"):
+        load_sharp_images("texleaves:0")

@@ -50,3 +50,16 @@ def test_too_small_image_is_a_user_error() -> None:
     d = create_model("patchgan-tiny")
     with pytest.raises(UserError, match="too small"):
         d(torch.rand(1, 3, 16, 64))
+
+
+def test_the_cpu_critic_without_instance_norm_sees_how_strong_the_detail_is() -> None:
+    # InstanceNorm rescales every feature map, so the reference critic scores faint and strong noise almost the
+    # same; the converter's CPU critic must tell them apart (how much noise is what G has to remove).
+    torch.manual_seed(0)
+    noise = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        for name, differs in (("patchgan-tiny", False), ("patchgan-tiny-nonorm", True)):
+            d = create_model(name).eval()
+            change = (d(noise) - d(0.25 * noise)).abs().mean() / d(noise).abs().mean()
+            assert (change > 0.3) == differs, (name, float(change))
+    assert not any(isinstance(m, nn.InstanceNorm2d) for m in create_model("patchgan-tiny-nonorm").modules())

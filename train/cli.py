@@ -10,6 +10,7 @@ import click
 from blur2blur.errors import run_cli
 from blur2blur.shipped import CHECKPOINT
 from blur2blur.train.config import (
+    CRITIC_INPUTS,
     DEVICES,
     OPTIMIZERS,
     PERCEPTUAL,
@@ -220,7 +221,12 @@ def kernel(ctx, **options):
 @click.option("--arch", default=ConverterConfig.arch, show_default=True,
               help="G: mimo-unet-tiny, mimo-unet-small (CPU); mimo-unet (the paper's, 6.8 M).")
 @click.option("--critic", default=ConverterConfig.critic, show_default=True,
-              help="D: patchgan-tiny (CPU); patchgan (the paper's 70 x 70 PatchGAN).")
+              help="D: patchgan-tiny-nonorm (CPU; without InstanceNorm, which hides how much noise and blur an "
+                   "image holds), patchgan-tiny, patchgan (the paper's 70 x 70 PatchGAN).")
+@click.option("--critic-input", type=click.Choice(CRITIC_INPUTS), default=ConverterConfig.critic_input,
+              show_default=True,
+              help="What D sees: detail (each output minus its blur: the band of blur and noise, not colour or "
+                   "layout) or image (the outputs themselves, as the reference).")
 @click.option("--perceptual", type=click.Choice(PERCEPTUAL), default=ConverterConfig.perceptual, show_default=True,
               help="Features of the reconstruction loss: filters (a fixed Gaussian pyramid, no download), "
                    "deblurrer (its encoder), kernel (the kernel extractor's), vgg16 (the paper's; --vgg-weights).")

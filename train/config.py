@@ -132,6 +132,7 @@ class KernelConfig(PairConfig):
 
 
 PERCEPTUAL = ("filters", "lowpass", "deblurrer", "kernel", "vgg16")
+CRITIC_INPUTS = ("detail", "image")
 
 
 @dataclass
@@ -156,8 +157,9 @@ class ConverterConfig(RunConfig):
     val_count: int = 8
     val_size: int = 128
     arch: str = "mimo-unet-tiny"
-    critic: str = "patchgan-tiny"
-    perceptual: str = "filters"
+    critic: str = "patchgan-tiny-nonorm"
+    critic_input: str = "detail"
+    perceptual: str = "lowpass"
     vgg_weights: str | None = None
     lambda_rec: float | None = None
     lambda_gp: float = 1e-4
@@ -173,7 +175,7 @@ class ConverterConfig(RunConfig):
     weight_decay: float = 0.0
     schedule: str = "linear"
     warmup: int = 100
-    ema: float = 0.999
+    ema: float = 0.99
 
     def __post_init__(self) -> None:
         if self.vgg_weights:  # the file says which features are wanted
@@ -187,6 +189,8 @@ class ConverterConfig(RunConfig):
                 raise UserError(f"{option}: required (unless --resume); see b2b-train converter --help")
         if self.perceptual not in PERCEPTUAL:
             raise UserError(f"--perceptual {self.perceptual}: choose one of {', '.join(PERCEPTUAL)}")
+        if self.critic_input not in CRITIC_INPUTS:
+            raise UserError(f"--critic-input {self.critic_input}: choose one of {', '.join(CRITIC_INPUTS)}")
         if self.perceptual == "kernel" and not self.kernel:
             raise UserError("--perceptual kernel needs the kernel extractor: give --kernel CKPT")
         check_held_out(self.val_count, self.val_size)

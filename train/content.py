@@ -26,18 +26,21 @@ SKIMAGE_PHOTOS = (
     "hubble_deep_field.jpg",
     "ihc.png",
 )
-DEADLEAVES_COUNT = 16  # `deadleaves` without :N
+# Grey textures and scenes in the same folder: what textured dead leaves fill their leaves with, with the photos.
+SKIMAGE_TEXTURES = ("camera.png", "brick.png", "grass.png", "gravel.png", "coins.png", "moon.png", "text.png",
+                    "page.png")
+DEADLEAVES_COUNT = 16  # `deadleaves` / `texleaves` without :N
 DEADLEAVES_SIZE = 512
 DEFAULT_SPEC = "skimage+deadleaves"
 VIDEO_FRAME_STEP = 12
 
 
-def skimage_photos() -> Iterator[tuple[str, np.ndarray]]:
-    """(name, uint8 BGR) for the bundled scikit-image photos; a missing file is logged and left out."""
+def skimage_photos(names: tuple[str, ...] = SKIMAGE_PHOTOS) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, uint8 BGR) for bundled scikit-image images; a missing file is logged and left out."""
     import skimage.data  # only to find the data folder; the files are read directly, never fetched
 
     folder = Path(skimage.data.__file__).parent
-    for name in SKIMAGE_PHOTOS:
+    for name in names:
         image = read_bgr(folder / name)
         if image is None:
             log.warning("scikit-image photo %s is missing from %s; leaving it out", name, folder)
@@ -51,12 +54,22 @@ def deadleaves_images(count: int, size: int = DEADLEAVES_SIZE) -> Iterator[tuple
         yield f"deadleaves/{i:04d}", to_bgr8(dead_leaves(size, np.random.default_rng([1234, i])))
 
 
+def texleaves_images(count: int, size: int = DEADLEAVES_SIZE) -> Iterator[tuple[str, np.ndarray]]:
+    """count dead-leaves images whose larger leaves hold rescaled, recoloured crops of scikit-image's photos and
+    grey textures (seed [4321, i]): occlusions with natural texture inside, closer to photographs than flat leaves."""
+    textures = [image for _, image in skimage_photos(SKIMAGE_PHOTOS + SKIMAGE_TEXTURES)]
+    for i in range(count):
+        image = dead_leaves(size, np.random.default_rng([4321, i]), textures=textures, alpha=2.5, r_min=3.0,
+                            r_max=size / 3)
+        yield f"texleaves/{i:04d}", to_bgr8(image)
+
+
 def _deadleaves_count(word: str, option: str) -> int:
-    _, _, count = word.partition(":")
+    kind, _, count = word.partition(":")
     if not count:
         return DEADLEAVES_COUNT
     if not count.isdigit() or int(count) < 1:
-        raise UserError(f"{option} {word}: deadleaves:N takes a positive whole number, not '{count}'")
+        raise UserError(f"{option} {word}: {kind}:N takes a positive whole number, not '{count}'")
     return int(count)
 
 
@@ -68,12 +81,15 @@ def _images_of(part: str, option: str) -> Iterator[tuple[str, np.ndarray | None]
         yield from skimage_photos()
     if low == "deadleaves" or low.startswith("deadleaves:") or low == "skimage+deadleaves":
         yield from deadleaves_images(_deadleaves_count(word if low.startswith("deadleaves") else "", option))
-    if low in ("skimage", "deadleaves", "skimage+deadleaves") or low.startswith("deadleaves:"):
+    if low == "texleaves" or low.startswith("texleaves:"):
+        yield from texleaves_images(_deadleaves_count(word, option))
+    if low in ("skimage", "deadleaves", "texleaves", "skimage+deadleaves") or low.startswith(("deadleaves:",
+                                                                                              "texleaves:")):
         return
     if not Path(word).expanduser().exists() and not any(c in word for c in ":/\\"):
         raise UserError(
             f"{option} {word}: neither a file, a folder nor a known source; "
-            f"use a folder, a video, skimage, deadleaves[:N] or {DEFAULT_SPEC}"
+            f"use a folder, a video, skimage, deadleaves[:N], texleaves[:N] or {DEFAULT_SPEC}"
         )
     # Neighbouring video frames are near copies: about two a second give the same content for less memory.
     images = open_images(word, option=option, frame_step=VIDEO_FRAME_STEP, validate=False)  # decoded below, once

@@ -22,7 +22,7 @@ from blur2blur.models.vgg import load_vgg16_features
 
 PYRAMID_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 # The reconstruction weight each stack needs (their features differ in scale): vgg16's is the reference's.
-DEFAULT_LAMBDA_REC = {"vgg16": 0.8, "filters": 2.0, "lowpass": 2.0, "deblurrer": 4.0, "kernel": 4.0}
+DEFAULT_LAMBDA_REC = {"vgg16": 0.8, "filters": 2.0, "lowpass": 4.0, "deblurrer": 4.0, "kernel": 4.0}
 
 
 class FilterPyramid(nn.Module):
