@@ -15,7 +15,8 @@ import torch
 
 from blur2blur.errors import UserError
 from blur2blur.export.shapes import ShapeBounds
-from blur2blur.export.tensorrt_build import DEFAULT_WORKSPACE_BYTES, ONNX_NAMES, build_engine, tensorrt_version
+from blur2blur.export.tensorrt_build import (DEFAULT_WORKSPACE_BYTES, ONNX_NAMES, build_engine, tensorrt_too_old,
+                                             tensorrt_version)
 from blur2blur.export.verify import verify_engine, verify_fp16, verify_fp32
 from blur2blur.locks import Lock, beside
 from blur2blur.models.checkpoint import load_checkpoint
@@ -195,11 +196,12 @@ def artefact(path: Path, precision: str) -> dict:
 
 def engine_unavailable() -> str | None:
     """Why no TensorRT engine can be built here, or None when one can."""
-    if tensorrt_version() is None:
+    installed = tensorrt_version()
+    if installed is None:
         return "tensorrt is not installed here"
     if not torch.cuda.is_available():
         return "no CUDA GPU is visible here"
-    return None
+    return tensorrt_too_old(installed)
 
 
 def add_engine(meta: dict, folder: Path, bounds: ShapeBounds, workspace_bytes: int,

@@ -1,9 +1,9 @@
 """Build a TensorRT engine from a bundle's ONNX graph, cached by graph, TensorRT version, GPU and precision.
 
-No torch here: b2b-run reuses this module to build the engine on the target at first use. Works with
-TensorRT 10 and 11: the network is strongly typed, so the precision is the graph's own (model.fp16.onnx
-gives an FP16 engine with FP32 normalisation) and no precision flag is ever set; TensorRT 11 takes
-precision only from the graph and has no BuilderFlag.FP16.
+No torch here: b2b-run reuses this module to build the engine on the target at first use. Needs TensorRT 10
+or 11: the network is strongly typed, so the precision is the graph's own (model.fp16.onnx gives an FP16
+engine with FP32 normalisation) and no precision flag is ever set; TensorRT 11 takes precision only from
+the graph and has no BuilderFlag.FP16. TF32 is switched off, so FP32 layers compute in FP32.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from blur2blur.images import write_atomic
 log = logging.getLogger(__name__)
 DEFAULT_WORKSPACE_BYTES = 2 << 30
 ONNX_NAMES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}
+MIN_TENSORRT = 10  # strongly typed, explicit-batch networks and the tensor-address API
+BUILD_SETTINGS = "strongly typed, TF32 off"  # in the cache key, so engines built otherwise are rebuilt
 
 
 @dataclass(frozen=True)
@@ -42,15 +44,28 @@ def tensorrt_version() -> str | None:
     return trt.__version__
 
 
+def tensorrt_too_old(version: str) -> str | None:
+    """Why TensorRT `version` cannot build or run our engines (one line saying what to install), None when it can."""
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        return None  # a build we cannot read: let TensorRT itself say what it lacks
+    if major >= MIN_TENSORRT:
+        return None
+    return (f"TensorRT {version} is too old: blur2blur needs TensorRT {MIN_TENSORRT} or later "
+            "(pip install 'blur2blur[trt]', or JetPack 6.1 or later on a Jetson)")
+
+
 def default_cache_dir() -> Path:
     """$XDG_CACHE_HOME/blur2blur/tensorrt (~/.cache/... by default)."""
     return user_cache_dir("tensorrt")
 
 
 def cache_key(onnx_sha256: str, trt_version: str, gpu_name: str, precision: str, shapes: dict) -> str:
-    """What an engine depends on, hashed: the graph, TensorRT's version, the GPU, the precision and the profile."""
+    """What an engine depends on, hashed: the graph, TensorRT's version, the GPU, the precision, the profile and
+    the build settings."""
     fields = {"onnx": onnx_sha256, "tensorrt": trt_version, "gpu": gpu_name, "precision": precision,
-              "shapes": {k: list(shapes[k]) for k in ("min", "opt", "max")}}
+              "shapes": {k: list(shapes[k]) for k in ("min", "opt", "max")}, "build": BUILD_SETTINGS}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -64,6 +79,9 @@ def build_engine(onnx_path: str | Path, input_name: str, shapes: dict, precision
     built with a timing cache and a workspace limit, or reused from `cache_dir` when built before."""
     import tensorrt as trt
 
+    too_old = tensorrt_too_old(trt.__version__)
+    if too_old:
+        raise UserError(too_old)
     onnx_path = Path(onnx_path)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     key = cache_key(sha256(onnx_path), trt.__version__, gpu_name, precision, shapes)
@@ -77,40 +95,56 @@ def build_engine(onnx_path: str | Path, input_name: str, shapes: dict, precision
         raise UserError(f"TensorRT engine cache {cache_dir}: cannot write there ({err.strerror})") from None
     timing_path = cache_dir / f"timing-{_slug(trt.__version__)}-{_slug(gpu_name)}.cache"
     log.info("building the TensorRT %s engine for %s on %s (minutes on a Jetson)", precision, onnx_path.name, gpu_name)
-    plan, timing = _build(trt, onnx_path, input_name, shapes, precision, workspace_bytes,
-                          timing_path.read_bytes() if timing_path.is_file() else b"")
+    plan, timing = _build(trt, onnx_path, input_name, shapes, workspace_bytes, timing_path)
     write_atomic(engine_path, plan)
-    write_atomic(timing_path, timing)
+    write_atomic(timing_path, timing)  # also replaces a corrupt one
     return EngineBuild(engine_path, key, trt.__version__, cached=False)
 
 
-def _build(trt, onnx_path: Path, input_name: str, shapes: dict, precision: str, workspace_bytes: int,
-           timing: bytes) -> tuple[bytes, bytes]:
+def _build(trt, onnx_path: Path, input_name: str, shapes: dict, workspace_bytes: int,
+           timing_path: Path) -> tuple[bytes, bytes]:
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    # Strongly typed: every layer runs in the graph's own type. Required for FP16 graphs on TensorRT 10,
-    # always on (the flag accepted and ignored) on 11. Networks are explicit-batch on both.
-    strongly_typed = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    network = builder.create_network(0 if strongly_typed is None else 1 << int(strongly_typed))
+    # Strongly typed: every layer runs in the graph's own type (so model.fp16.onnx gives the FP16 engine). Opted
+    # into on TensorRT 10, always on (the flag accepted and ignored) on 11; networks are explicit-batch on both.
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(parser.get_error(i).desc() for i in range(parser.num_errors))
         raise UserError(f"TensorRT cannot parse {onnx_path}: {errors or 'corrupt or not an ONNX file'}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    if strongly_typed is None and precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)  # TensorRT before strong typing (< 9); never on 10 or 11
+    tf32 = getattr(trt.BuilderFlag, "TF32", None)
+    if tf32 is not None:
+        # On by default: FP32 convolutions would round their inputs to TF32 on Ampere and later (Orin too).
+        # Clearing it is allowed on strongly typed networks, as it sets no tensor type.
+        config.clear_flag(tf32)
     profile = builder.create_optimization_profile()
     profile.set_shape(input_name, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(profile)
-    timing_cache = config.create_timing_cache(timing)
-    if not config.set_timing_cache(timing_cache, False):
-        log.warning("the TensorRT timing cache does not fit this GPU or version; starting a new one")
-        config.set_timing_cache(config.create_timing_cache(b""), False)
+    _use_timing_cache(config, timing_path)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise UserError(f"TensorRT could not build an engine from {onnx_path.name} (its messages above say why)")
     return bytes(plan), bytes(config.get_timing_cache().serialize())
+
+
+def _use_timing_cache(config, timing_path: Path) -> None:
+    """Time the build with the timing cache in `timing_path`, or with a new one where there is none or it is
+    corrupt or from another GPU or version (the caller writes the new one over it after the build)."""
+    timing = timing_path.read_bytes() if timing_path.is_file() else b""
+    if timing:
+        try:
+            cache = config.create_timing_cache(timing)
+        except Exception:  # noqa: BLE001 -- TensorRT raises its own types for a truncated or garbled cache
+            cache = None
+        if cache is not None and config.set_timing_cache(cache, False):
+            return
+        log.warning("TensorRT timing cache %s is corrupt or from another GPU or version: starting a new one",
+                    timing_path)
+    cache = config.create_timing_cache(b"")
+    if cache is None or not config.set_timing_cache(cache, False):
+        raise RuntimeError("TensorRT could not create an empty timing cache")
 
 
 def build_for_bundle(bundle: str | Path, gpu_name: str, precision: str | None = None,

@@ -185,18 +185,21 @@ def run_engine(engine_path: Path, batches: list[np.ndarray], input_name: str, ou
     if engine is None:
         raise UserError(f"TensorRT cannot load {engine_path}: built by another TensorRT version or for another GPU")
     context = engine.create_execution_context()
-    stream = torch.cuda.current_stream()
+    stream = torch.cuda.Stream()  # not the legacy default stream, on which TensorRT syncs the device around each run
     outputs = []
-    for frames in batches:
-        inputs = torch.from_numpy(np.ascontiguousarray(frames)).cuda()
-        context.set_input_shape(input_name, tuple(frames.shape))
-        result = torch.empty(tuple(context.get_tensor_shape(output_name)), dtype=torch.uint8, device="cuda")
-        context.set_tensor_address(input_name, inputs.data_ptr())
-        context.set_tensor_address(output_name, result.data_ptr())
-        if not context.execute_async_v3(stream.cuda_stream):
-            raise UserError(f"TensorRT could not run {engine_path.name} on {frames.shape} frames")
-        stream.synchronize()
-        outputs.append(result.cpu().numpy())
+    with torch.cuda.stream(stream):  # the copies and allocations below go on it too, in order with the engine
+        for frames in batches:
+            inputs = torch.from_numpy(np.ascontiguousarray(frames)).cuda()
+            if not context.set_input_shape(input_name, tuple(frames.shape)):
+                raise UserError(f"TensorRT: {list(frames.shape)} frames are outside the profile of {engine_path.name}")
+            result = torch.empty(tuple(context.get_tensor_shape(output_name)), dtype=torch.uint8, device="cuda")
+            for name, tensor in ((input_name, inputs), (output_name, result)):
+                if not context.set_tensor_address(name, tensor.data_ptr()):
+                    raise UserError(f"TensorRT refused the address of tensor {name!r} of {engine_path.name}")
+            if not context.execute_async_v3(stream.cuda_stream):
+                raise UserError(f"TensorRT could not run {engine_path.name} on {frames.shape} frames")
+            stream.synchronize()
+            outputs.append(result.cpu().numpy())
     return outputs
 
 

@@ -27,7 +27,8 @@ def padding_to_multiple(size, multiple: int):
     """How much to add to `size` (an int, or a size traced for ONNX) to reach a multiple of `multiple`.
 
     A traced size keeps H and W dynamic in the graph; it is computed with a truncating division
-    rather than `%`, so the graph holds only Add/Div/Mul/Sub, which TensorRT parses (it has no Mod).
+    rather than `%` (the same for sizes, which are never negative), so the size arithmetic is plain
+    Add/Div/Mul/Sub that every runtime evaluates; TensorRT 10's ONNX parser does support Mod too.
     """
     if isinstance(size, torch.Tensor):
         return torch.div(size + (multiple - 1), multiple, rounding_mode="trunc") * multiple - size

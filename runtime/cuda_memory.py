@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 from typing import Iterator
 
 import numpy as np
 
 from blur2blur.errors import UserError
+
+NO_BINDING = "no CUDA binding: pip install cuda-python (blur2blur[trt] installs it; pycuda works too)"
 
 
 def _pycuda():
@@ -30,8 +33,9 @@ def _cudart():
 
 
 def binding() -> str | None:
-    """The binding to use: "pycuda" where it imports, else "cuda-python"; None when neither imports."""
-    for name, load in (("pycuda", _pycuda), ("cuda-python", _cudart)):
+    """The binding to use: "cuda-python" (NVIDIA's, with binary wheels) where it imports, else "pycuda"; None
+    when neither imports."""
+    for name, load in (("cuda-python", _cudart), ("pycuda", _pycuda)):
         try:
             load()
         except Exception:  # not installed, or installed without the CUDA libraries it links to
@@ -60,10 +64,10 @@ def gpu_name() -> str | None:
 
 
 def open_cuda_memory() -> CudaMemory:
-    """GPU 0 through pycuda, or cuda-python where pycuda does not import."""
+    """GPU 0 through cuda-python, or pycuda where cuda-python does not import."""
     kind = binding()
     if kind is None:
-        raise UserError("no CUDA binding: pip install pycuda or cuda-python")
+        raise UserError(NO_BINDING)
     if gpu_name() is None:
         raise UserError("no CUDA GPU is present (or its driver does not load): run on a machine with an NVIDIA GPU")
     return _PyCudaMemory() if kind == "pycuda" else _RuntimeMemory()
@@ -82,6 +86,7 @@ class CudaMemory:
     def to_device(self, dst: int, src: np.ndarray) -> None: ...  # async on the stream; src pinned
     def to_host(self, dst: np.ndarray, src: int) -> None: ...  # async on the stream; dst pinned
     def event(self) -> object: ...
+    def free(self, *resources) -> None: ...  # pinned arrays, device buffers or events from above, freed now
     def record(self, event) -> None: ...  # the event fires once the stream's work so far is done
     def wait(self, event) -> None: ...  # blocks this thread until the event fired
     def close(self) -> None: ...  # frees everything; the arrays from pinned() are invalid afterwards
@@ -93,11 +98,10 @@ class _PyCudaMemory(CudaMemory):
     def __init__(self) -> None:
         drv = self._drv = _pycuda()
         drv.init()
-        device = drv.Device(0)
-        self.name = device.name()
-        # The primary context is the CUDA runtime's, hence TensorRT's; pushed around work, so not tied to a thread.
-        self._context = device.retain_primary_context()
-        self._allocations: list = []
+        self.name = drv.Device(0).name()
+        self._context = _primary_context(drv)
+        self._host: dict[int, object] = {}  # address: page-locked allocation
+        self._device: dict[int, object] = {}  # address: device allocation
         self._events: list = []
         with self.active():
             self._stream = drv.Stream()
@@ -113,12 +117,12 @@ class _PyCudaMemory(CudaMemory):
 
     def pinned(self, shape, dtype) -> np.ndarray:
         array = self._drv.pagelocked_empty(tuple(shape), np.dtype(dtype))
-        self._allocations.append(array.base)  # the page-locked allocation behind the array
+        self._host[array.ctypes.data] = array.base  # the page-locked allocation behind the array
         return array
 
     def device(self, nbytes: int) -> int:
         allocation = self._drv.mem_alloc(nbytes)
-        self._allocations.append(allocation)
+        self._device[int(allocation)] = allocation
         return int(allocation)
 
     def to_device(self, dst: int, src: np.ndarray) -> None:
@@ -133,6 +137,15 @@ class _PyCudaMemory(CudaMemory):
         self._events.append(event)
         return event
 
+    def free(self, *resources) -> None:
+        for resource in resources:
+            if isinstance(resource, np.ndarray):
+                self._host.pop(resource.ctypes.data).free()
+            elif isinstance(resource, int):
+                self._device.pop(resource).free()
+            else:  # an event: pycuda destroys it with its last reference
+                self._events = [event for event in self._events if event is not resource]
+
     def record(self, event) -> None:
         event.record(self._stream)
 
@@ -140,13 +153,19 @@ class _PyCudaMemory(CudaMemory):
         event.synchronize()
 
     def close(self) -> None:
-        with self.active():  # pycuda frees while the context is current
+        with self.active():  # pycuda frees while the context is current; popped after, so nothing stays current
             self._stream.synchronize()
-            for allocation in self._allocations:
-                if hasattr(allocation, "free"):
-                    allocation.free()
-            self._allocations, self._events, self._stream = [], [], None
-        self._context.detach()
+            for allocation in [*self._device.values(), *self._host.values()]:
+                allocation.free()
+            self._host, self._device, self._events, self._stream = {}, {}, [], None
+
+
+@functools.cache
+def _primary_context(drv):
+    """GPU 0's primary context (the CUDA runtime's, hence TensorRT's), retained once for the process and only
+    ever pushed and popped, as pycuda documents for primary contexts: the runtime keeps it until exit anyway, and
+    pycuda's detach() releases a primary context without popping it, which would leave it current."""
+    return drv.Device(0).retain_primary_context()
 
 
 class _RuntimeMemory(CudaMemory):
@@ -176,9 +195,9 @@ class _RuntimeMemory(CudaMemory):
     def pinned(self, shape, dtype) -> np.ndarray:
         dtype = np.dtype(dtype)
         nbytes = int(np.prod(shape)) * dtype.itemsize
-        address = _ok(self._rt.cudaMallocHost(nbytes), "cudaMallocHost")
+        address = int(_ok(self._rt.cudaMallocHost(nbytes), "cudaMallocHost"))
         self._host.append(address)
-        return np.frombuffer((ctypes.c_ubyte * nbytes).from_address(int(address)), dtype).reshape(shape)
+        return np.frombuffer((ctypes.c_ubyte * nbytes).from_address(address), dtype).reshape(shape)
 
     def device(self, nbytes: int) -> int:
         address = int(_ok(self._rt.cudaMalloc(nbytes), "cudaMalloc"))
@@ -198,6 +217,19 @@ class _RuntimeMemory(CudaMemory):
         event = _ok(self._rt.cudaEventCreateWithFlags(flags), "cudaEventCreateWithFlags")
         self._events.append(event)
         return event
+
+    def free(self, *resources) -> None:
+        rt = self._rt
+        for resource in resources:
+            if isinstance(resource, np.ndarray):
+                self._host.remove(resource.ctypes.data)
+                _ok(rt.cudaFreeHost(resource.ctypes.data), "cudaFreeHost")
+            elif isinstance(resource, int):
+                self._device.remove(resource)
+                _ok(rt.cudaFree(resource), "cudaFree")
+            else:
+                self._events = [event for event in self._events if event is not resource]
+                _ok(rt.cudaEventDestroy(resource), "cudaEventDestroy")
 
     def record(self, event) -> None:
         _ok(self._rt.cudaEventRecord(event, self._stream), "cudaEventRecord")

@@ -1,8 +1,8 @@
 """The bundle's graph as a TensorRT engine, built on first use and cached; two submissions in flight.
 
-Each input shape gets two slots of pinned host and device buffers, used in turn on one stream, so the host stages
-one batch while the GPU works on the other. Tensor-address API only (TensorRT 10 and 11). Torch-free; tensorrt and the
-CUDA binding are imported when an engine is made.
+Each input shape gets two slots of pinned host and device buffers, used in turn (per shape) on one stream, so the
+host stages one batch while the GPU works on the other. Tensor-address API only (TensorRT 10 and 11). Torch-free;
+tensorrt and the CUDA binding are imported when an engine is made.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from blur2blur.errors import UserError, one_line
-from blur2blur.export.tensorrt_build import build_for_bundle, default_cache_dir
+from blur2blur.export.tensorrt_build import build_for_bundle, default_cache_dir, tensorrt_too_old
 from blur2blur.runtime.bundle import Bundle
-from blur2blur.runtime.cuda_memory import CudaMemory, binding, gpu_name, open_cuda_memory
+from blur2blur.runtime.cuda_memory import NO_BINDING, CudaMemory, binding, gpu_name, open_cuda_memory
 
 log = logging.getLogger(__name__)
 SLOTS = 2  # one batch copies while the other computes
@@ -26,13 +26,16 @@ SLOTS = 2  # one batch copies while the other computes
 def unavailable_reason() -> str | None:
     """Why TensorRT cannot run here (a short line saying what to do), None when it can."""
     try:
-        importlib.import_module("tensorrt")
+        trt = importlib.import_module("tensorrt")
     except ImportError:
         return "tensorrt is not installed here (pip install 'blur2blur[trt]' on a GPU machine)"
     except Exception as err:  # installed, but its libraries do not load
         return f"tensorrt does not load here ({one_line(err)}): reinstall it for this CUDA driver"
+    too_old = tensorrt_too_old(trt.__version__)
+    if too_old:
+        return too_old
     if binding() is None:
-        return "no CUDA binding: pip install pycuda or cuda-python"
+        return NO_BINDING
     if gpu_name() is None:
         return "no CUDA GPU is present (TensorRT engines run on the GPU they are built on)"
     return None
@@ -80,7 +83,8 @@ class TensorRTEngine:
 
         self._cuda = self._context = self._engine = self._runtime = None
         self._slots: dict[tuple[int, ...], list[_Slot]] = {}
-        self._turn, self._closed = 0, False
+        self._turns: dict[tuple[int, ...], int] = {}  # per shape, so alternating shapes each use both their slots
+        self._closed = False
         precision = precision or bundle.meta.get("precision", "fp32")
         self._input, self._output = bundle.meta["input"]["name"], bundle.meta["output"]["name"]
         self._shapes = bundle.meta.get("shapes", {})
@@ -96,7 +100,8 @@ class TensorRTEngine:
                 if self._engine is None:
                     raise UserError(f"TensorRT cannot load {build.path} (its messages above say why): delete it, "
                                     "and the next run builds it again")
-                self._check_io(trt, build.path)
+                self._engine_file = build.path.name
+                self._check_io(trt)
                 self._context = self._engine.create_execution_context()
                 if self._context is None:
                     raise UserError(f"TensorRT could not make an execution context for {build.path.name}: "
@@ -107,15 +112,18 @@ class TensorRTEngine:
         version = ".".join(build.version.split(".")[:2])
         self.name = f"tensorrt {version} ({self._cuda.name}, model.{precision}.engine)"
 
-    def _check_io(self, trt, path: Path) -> None:
-        engine = self._engine
+    def _check_io(self, trt) -> None:
+        engine, path = self._engine, self._engine_file
         names = {engine.get_tensor_name(i) for i in range(engine.num_io_tensors)}
-        for name in (self._input, self._output):
+        for name, mode in ((self._input, trt.TensorIOMode.INPUT), (self._output, trt.TensorIOMode.OUTPUT)):
             if name not in names:
-                raise UserError(f"{path.name} has tensors {sorted(names)}, not {name!r} as meta.json says: "
+                raise UserError(f"{path} has tensors {sorted(names)}, not {name!r} as meta.json says: "
+                                "export the bundle again")
+            if engine.get_tensor_mode(name) != mode:
+                raise UserError(f"{path}: tensor {name!r} is not the {mode.name.lower()} meta.json says it is: "
                                 "export the bundle again")
             if np.dtype(trt.nptype(engine.get_tensor_dtype(name))) != np.uint8:
-                raise UserError(f"{path.name}: tensor {name!r} is not uint8 frames: export the bundle again")
+                raise UserError(f"{path}: tensor {name!r} is not uint8 frames: export the bundle again")
 
     def _set_shape(self, shape: tuple[int, ...]) -> None:
         if not self._context.set_input_shape(self._input, shape):
@@ -124,19 +132,33 @@ class TensorRTEngine:
                             "the bundle again with --min-shape/--max-shape around them")
 
     def _slot(self, shape: tuple[int, ...]) -> _Slot:
-        """The next slot for `shape`, alternating; buffers are allocated on a shape's first use and kept."""
-        slots = self._slots.get(shape)
-        if slots is None:
-            self._set_shape(shape)
-            out_shape = tuple(int(d) for d in self._context.get_tensor_shape(self._output))
-            slots = self._slots[shape] = []
-            for _ in range(SLOTS):
-                host_in, host_out = self._cuda.pinned(shape, np.uint8), self._cuda.pinned(out_shape, np.uint8)
-                slots.append(_Slot(host_in, host_out, self._cuda.device(host_in.nbytes),
-                                   self._cuda.device(host_out.nbytes), self._cuda.event()))
-        slot = slots[self._turn]
-        self._turn = (self._turn + 1) % SLOTS
-        return slot
+        """The next slot for `shape`, alternating per shape; buffers are allocated on a shape's first use and kept."""
+        if shape not in self._slots:
+            self._slots[shape], self._turns[shape] = self._new_slots(shape), 0  # stored only once all exist
+        turn = self._turns[shape]
+        self._turns[shape] = (turn + 1) % SLOTS
+        return self._slots[shape][turn]
+
+    def _new_slots(self, shape: tuple[int, ...]) -> list[_Slot]:
+        """SLOTS slots of buffers for `shape`, or none: what was allocated is freed when one allocation fails."""
+        self._set_shape(shape)
+        out_shape = tuple(int(d) for d in self._context.get_tensor_shape(self._output))
+        if any(d < 0 for d in out_shape):
+            raise UserError(f"{self._engine_file}: output {self._output!r} keeps unresolved dimensions "
+                            f"{list(out_shape)} for frames of shape {list(shape)}: export the bundle again")
+        cuda, made = self._cuda, []
+
+        def keep(resource):
+            made.append(resource)
+            return resource
+
+        try:
+            return [_Slot(keep(cuda.pinned(shape, np.uint8)), keep(cuda.pinned(out_shape, np.uint8)),
+                          keep(cuda.device(int(np.prod(shape)))), keep(cuda.device(int(np.prod(out_shape)))),
+                          keep(cuda.event())) for _ in range(SLOTS)]
+        except BaseException:
+            cuda.free(*made)  # out of memory (likely on a Jetson): give back the first buffers too
+            raise
 
     def submit(self, frames: np.ndarray) -> _Pending:
         """Start restoring uint8 N x H x W x 3 BGR frames (inside the bundle's profile); returns at once."""
@@ -151,8 +173,10 @@ class TensorRTEngine:
             np.copyto(slot.host_in, frames, casting="no")
             cuda.to_device(slot.dev_in, slot.host_in)
             self._set_shape(shape)
-            context.set_tensor_address(self._input, slot.dev_in)
-            context.set_tensor_address(self._output, slot.dev_out)
+            for name, address in ((self._input, slot.dev_in), (self._output, slot.dev_out)):
+                if not context.set_tensor_address(name, address):
+                    raise RuntimeError(f"TensorRT refused the address of tensor {name!r} of {self.name} "
+                                       "(its messages above say why)")
             if not context.execute_async_v3(cuda.stream_handle):
                 raise RuntimeError(f"TensorRT could not run {self.name} on {list(shape)} frames "
                                    "(its messages above say why)")

@@ -1,8 +1,12 @@
-"""The TensorRT builder. The engine tests need TensorRT and a CUDA GPU and skip where either is missing."""
+"""The TensorRT builder. The engine tests need TensorRT and a CUDA GPU and skip where either is missing; the build
+settings and the timing cache are checked everywhere, against a small fake of TensorRT's builder."""
 
+import enum
 import json
+import logging
 import subprocess
 import sys
+import types
 
 import pytest
 from helpers import randomized
@@ -107,3 +111,139 @@ def test_no_engine_leaves_the_graphs_and_says_why(bundle):
     meta = json.loads((bundle / "meta.json").read_text())
     assert meta["tensorrt"] == {"built": False, "reason": "not asked for: --no-engine"}
     assert sorted(p.name for p in bundle.iterdir()) == ["meta.json", "model.fp16.onnx", "model.onnx"]
+
+
+class FakeTimingCache:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def serialize(self) -> bytes:
+        return self.data
+
+
+class FakeBuilderConfig:
+    """IBuilderConfig as the builder uses it: TF32 on by default; timing caches are b"timing:..." and other bytes are
+    corrupt, for which create_timing_cache does what `trt.corrupt_cache` says (returns None or raises)."""
+
+    def __init__(self, trt):
+        self.trt, self.cache = trt, None
+        self.flags = {trt.BuilderFlag.TF32}
+
+    def set_memory_pool_limit(self, pool, size):
+        self.workspace = size
+
+    def set_flag(self, flag):
+        self.flags.add(flag)
+
+    def clear_flag(self, flag):
+        self.flags.discard(flag)
+
+    def add_optimization_profile(self, profile):
+        self.profile = profile
+
+    def create_timing_cache(self, data: bytes):
+        if data and not data.startswith(b"timing:"):
+            if self.trt.corrupt_cache == "raises":
+                raise RuntimeError("[TRT] Error Code 1: Serialization (corrupt timing cache)")
+            return None
+        return FakeTimingCache(data or b"timing:")
+
+    def set_timing_cache(self, cache, ignore_mismatch: bool) -> bool:
+        if cache is None:
+            raise TypeError("set_timing_cache(): incompatible function arguments")  # as pybind11 answers None
+        self.cache = cache
+        return True
+
+    def get_timing_cache(self):
+        return FakeTimingCache(self.cache.data + b"+layers")  # what this build timed, added
+
+
+def fake_builder_tensorrt(version: str, corrupt_cache: str = "returns None"):
+    """The tensorrt names the builder uses, for TensorRT 10 (STRONGLY_TYPED = 1, BuilderFlag.FP16 there) or 11
+    (STRONGLY_TYPED = 0, no BuilderFlag.FP16); builds (network flags, config flags) are recorded in `builds`."""
+    eleven = version.startswith("11.")
+    flags = "TF32" if eleven else "FP16 TF32"
+    trt = types.SimpleNamespace(__version__=version, corrupt_cache=corrupt_cache, builds=[],
+                                BuilderFlag=enum.Enum("BuilderFlag", flags),
+                                NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=0 if eleven else 1),
+                                MemoryPoolType=types.SimpleNamespace(WORKSPACE=0))
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, severity):
+            self.severity = severity
+
+    class Builder:
+        def __init__(self, logger):
+            self.logger = logger
+
+        def create_network(self, flags):
+            return types.SimpleNamespace(flags=flags)
+
+        def create_builder_config(self):
+            return FakeBuilderConfig(trt)
+
+        def create_optimization_profile(self):
+            return types.SimpleNamespace(set_shape=lambda name, low, opt, high: None)
+
+        def build_serialized_network(self, network, config):
+            trt.builds.append((network.flags, set(config.flags)))
+            return b"plan"
+
+    class OnnxParser:
+        num_errors = 0
+
+        def __init__(self, network, logger):
+            self.network = network
+
+        def parse_from_file(self, path):
+            return True
+
+    trt.Logger, trt.Builder, trt.OnnxParser = Logger, Builder, OnnxParser
+    return trt
+
+
+@pytest.mark.parametrize("version", ["10.3.0", "11.0.0"])
+def test_builds_are_strongly_typed_without_tf32_or_a_precision_flag(version, tmp_path, monkeypatch):
+    trt = fake_builder_tensorrt(version)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    (tmp_path / "model.fp16.onnx").write_bytes(b"graph")
+    build = build_engine(tmp_path / "model.fp16.onnx", "frames", BOUNDS.nhwc(), "fp16", "Fake GPU", tmp_path / "c")
+    assert not build.cached and build.path.read_bytes() == b"plan"
+    [(network_flags, config_flags)] = trt.builds
+    assert network_flags == 1 << trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED
+    assert config_flags == set()  # TF32 cleared; FP16 (where it exists) never set
+
+
+@pytest.mark.parametrize("corrupt_cache", ["returns None", "raises"])
+def test_a_corrupt_timing_cache_is_replaced_by_a_new_one(corrupt_cache, tmp_path, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_builder_tensorrt("10.3.0", corrupt_cache))
+    cache = tmp_path / "cache"
+    graphs = []
+    for i in range(3):
+        graphs.append(tmp_path / f"model{i}.onnx")
+        graphs[-1].write_bytes(f"graph {i}".encode())
+    build_engine(graphs[0], "frames", BOUNDS.nhwc(), "fp32", "Fake GPU", cache)
+    [timing] = cache.glob("timing-*.cache")
+    assert timing.read_bytes() == b"timing:+layers"
+    timing.write_bytes(b"\x00garbage from a crash")
+    with caplog.at_level(logging.WARNING, logger="blur2blur"):
+        assert build_engine(graphs[1], "frames", BOUNDS.nhwc(), "fp32", "Fake GPU", cache).path.is_file()
+    assert any("corrupt" in r.getMessage() and timing.name in r.getMessage() for r in caplog.records)
+    assert timing.read_bytes() == b"timing:+layers"  # the new cache took the corrupt one's place
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="blur2blur"):
+        build_engine(graphs[2], "frames", BOUNDS.nhwc(), "fp32", "Fake GPU", cache)
+    assert not caplog.records and timing.read_bytes() == b"timing:+layers+layers"  # and is used from then on
+
+
+def test_tensorrt_before_10_is_a_one_line_user_error_naming_its_version(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_builder_tensorrt("8.6.1"))
+    (tmp_path / "model.onnx").write_bytes(b"graph")
+    with pytest.raises(UserError) as err:
+        build_engine(tmp_path / "model.onnx", "frames", BOUNDS.nhwc(), "fp32", "Fake GPU", tmp_path / "cache")
+    message = str(err.value)
+    assert message.startswith("TensorRT 8.6.1 is too old") and "TensorRT 10 or later" in message
+    assert "pip install 'blur2blur[trt]'" in message and "\n" not in message
+    assert not (tmp_path / "cache").exists()

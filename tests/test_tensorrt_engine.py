@@ -3,6 +3,7 @@ where one is missing; the rest run everywhere."""
 
 import contextlib
 import ctypes
+import enum
 import logging
 import subprocess
 import sys
@@ -194,6 +195,7 @@ class FakeCuda:
 
     def __init__(self):
         self.buffers, self.stream, self.done, self.allocated = {}, [], 0, []
+        self.runs, self.freed, self.device_budget = [], [], None  # device_budget: buffers left before out of memory
 
     def active(self):
         return contextlib.nullcontext()
@@ -202,6 +204,10 @@ class FakeCuda:
         return np.full(shape, 1, dtype)
 
     def device(self, nbytes):
+        if self.device_budget is not None:
+            if self.device_budget == 0:
+                raise RuntimeError("CUDA cudaMalloc failed: cudaErrorMemoryAllocation")
+            self.device_budget -= 1
         self.allocated.append(nbytes)
         self.buffers[len(self.allocated)] = np.zeros(nbytes, np.uint8)
         return len(self.allocated)
@@ -217,6 +223,9 @@ class FakeCuda:
 
     def event(self):
         return [0]
+
+    def free(self, *resources):
+        self.freed.extend(resources)
 
     def record(self, event):
         event[0] = len(self.stream)  # fires once the stream's work so far has run
@@ -245,18 +254,24 @@ class FakeContext:
 
     def set_tensor_address(self, name, address):
         self.addresses[name] = address
+        return True
 
     def execute_async_v3(self, stream):
         assert stream == self.cuda.stream_handle
         buffers, src, dst = self.cuda.buffers, self.addresses["frames"], self.addresses["restored"]  # bound now
+        self.cuda.runs.append((tuple(self.shape), src))
         self.cuda.enqueue(lambda: np.copyto(buffers[dst], 255 - buffers[src]))
         return True
 
 
-def fake_tensorrt(cuda):
-    """The few tensorrt names the engine uses, running FakeContext."""
+TensorIOMode = enum.Enum("TensorIOMode", "NONE INPUT OUTPUT")
+
+
+def fake_tensorrt(cuda, modes=None):
+    """The few tensorrt names the engine uses, running FakeContext; `modes` overrides the tensors' I/O modes."""
+    modes = modes or {"frames": TensorIOMode.INPUT, "restored": TensorIOMode.OUTPUT}
     engine = types.SimpleNamespace(num_io_tensors=2, get_tensor_name=["frames", "restored"].__getitem__,
-                                   get_tensor_dtype=lambda name: "uint8",
+                                   get_tensor_dtype=lambda name: "uint8", get_tensor_mode=modes.__getitem__,
                                    create_execution_context=lambda: FakeContext(cuda))
     runtime = types.SimpleNamespace(deserialize_cuda_engine=lambda plan: engine if plan == b"plan" else None)
 
@@ -267,7 +282,7 @@ def fake_tensorrt(cuda):
             self.severity = severity
 
     return types.SimpleNamespace(__version__="10.3.0", Logger=Logger, Runtime=lambda logger: runtime,
-                                 nptype=lambda dtype: np.uint8)
+                                 nptype=lambda dtype: np.uint8, TensorIOMode=TensorIOMode)
 
 
 FAKE_META = {"precision": "fp32", "input": {"name": "frames"}, "output": {"name": "restored"},
@@ -291,12 +306,15 @@ def test_slots_alternate_per_shape_and_results_wait_for_their_event(fake_gpu, tm
     cuda = fake_gpu
     engine = TensorRTEngine(Bundle(tmp_path, FAKE_META), cache_dir=tmp_path)
     assert engine.name == "tensorrt 10.3 (Fake GPU, model.fp32.engine)" and engine.depth == 2
+    big, small = (2, 32, 32, 3), (1, 17, 23, 3)
     frames = [np.random.default_rng(i).integers(0, 256, shape, dtype=np.uint8)
-              for i, shape in enumerate([(2, 32, 32, 3), (2, 32, 32, 3), (1, 17, 23, 3)])]
-    pendings = [engine.submit(f) for f in frames[:2]]
-    assert cuda.done == 0  # the second submission of a shape did not wait for the first: two in flight
-    pendings += [engine.submit(frames[2]), engine.submit(frames[1])]  # four, so slots are reused uncollected
-    for pending, f in zip(pendings, frames + [frames[1]]):
+              for i, shape in enumerate([big, small, big, small])]
+    pendings = [engine.submit(f) for f in frames]  # the shapes alternate
+    assert cuda.done == 0  # each shape took both its slots: four in flight, none waited for an earlier one
+    for shape in (big, small):
+        assert len({address for run, address in cuda.runs if run == shape}) == 2
+    pendings += [engine.submit(frames[0]), engine.submit(frames[1])]  # slots reused while still uncollected
+    for pending, f in zip(pendings, frames + frames[:2]):
         np.testing.assert_array_equal(pending.result(), 255 - f)
     assert len(cuda.allocated) == 8  # two slots of input and output buffers for each of the two shapes
     engine.submit(frames[0]).result()[:] = 0  # the caller's copy
@@ -309,6 +327,53 @@ def test_slots_alternate_per_shape_and_results_wait_for_their_event(fake_gpu, tm
     assert cuda.buffers is None
     with pytest.raises(RuntimeError, match="after close"):
         engine.submit(frames[0])
+
+
+def test_out_of_memory_for_a_new_shape_frees_its_buffers_and_the_next_frame_retries(fake_gpu, tmp_path):
+    cuda = fake_gpu
+    engine = TensorRTEngine(Bundle(tmp_path, FAKE_META), cache_dir=tmp_path)
+    frames = np.random.default_rng(0).integers(0, 256, (1, 17, 23, 3), dtype=np.uint8)
+    cuda.device_budget = 3  # the second slot's output buffer does not fit
+    with pytest.raises(RuntimeError, match="cudaErrorMemoryAllocation"):
+        engine.submit(frames)
+    assert len(cuda.freed) == 8  # four pinned arrays, three device buffers and the first slot's event
+    assert sorted(r for r in cuda.freed if isinstance(r, int)) == [1, 2, 3]
+    cuda.device_budget = None
+    for _ in range(3):  # both slots, then the first again: all there
+        np.testing.assert_array_equal(engine.submit(frames).result(), 255 - frames)
+    engine.close()
+
+
+def test_a_tensor_address_tensorrt_refuses_is_an_error(fake_gpu, tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeContext, "set_tensor_address", lambda self, name, address: False)
+    engine = TensorRTEngine(Bundle(tmp_path, FAKE_META), cache_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="refused the address of tensor 'frames'"):
+        engine.submit(np.zeros((1, 16, 16, 3), np.uint8))
+    engine.close()
+
+
+def test_tensors_of_the_wrong_mode_are_a_user_error_and_free_the_gpu(fake_gpu, tmp_path, monkeypatch):
+    swapped = {"frames": TensorIOMode.OUTPUT, "restored": TensorIOMode.INPUT}
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt(fake_gpu, swapped))
+    with pytest.raises(UserError, match="tensor 'frames' is not the input meta.json says") as err:
+        TensorRTEngine(Bundle(tmp_path, FAKE_META), cache_dir=tmp_path)
+    assert "\n" not in str(err.value) and fake_gpu.buffers is None
+
+
+def test_an_output_shape_tensorrt_leaves_unresolved_is_a_user_error(fake_gpu, tmp_path, monkeypatch):
+    monkeypatch.setattr(FakeContext, "get_tensor_shape", lambda self, name: (self.shape[0], -1, -1, 3))
+    engine = TensorRTEngine(Bundle(tmp_path, FAKE_META), cache_dir=tmp_path)
+    with pytest.raises(UserError, match="'restored' keeps unresolved dimensions \\[1, -1, -1, 3\\]") as err:
+        engine.submit(np.zeros((1, 16, 16, 3), np.uint8))
+    assert "\n" not in str(err.value) and fake_gpu.allocated == []
+    engine.close()
+
+
+def test_tensorrt_before_10_is_reported_with_its_version_and_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="8.6.1"))
+    reason = unavailable_reason()
+    assert reason.startswith("TensorRT 8.6.1 is too old") and "TensorRT 10 or later" in reason
+    assert "pip install 'blur2blur[trt]'" in reason and "\n" not in reason
 
 
 def test_an_engine_file_tensorrt_cannot_load_is_a_user_error_and_frees_the_gpu(fake_gpu, tmp_path):
@@ -384,8 +449,11 @@ def test_cuda_python_memory_round_trips_through_pinned_and_device_buffers(monkey
         event = memory.event()
         memory.record(event)
         memory.wait(event)
+        spare_host, spare_device = memory.pinned((4,), np.uint8), memory.device(16)
+        memory.free(spare_host, spare_device, memory.event())
+        assert sorted(rt.freed) == sorted([spare_host.ctypes.data, spare_device])
     np.testing.assert_array_equal(host_out, host_in)
     memory.close()
-    assert len(rt.freed) == 3  # one device buffer, two pinned arrays
+    assert len(rt.freed) == len(set(rt.freed)) == 5  # each buffer once: two device buffers, three pinned arrays
     with pytest.raises(RuntimeError, match="CUDA cudaMalloc failed: cudaErrorMemoryAllocation"):
         cuda_memory._ok((types.SimpleNamespace(value=2, name="cudaErrorMemoryAllocation"), 0), "cudaMalloc")
