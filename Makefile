@@ -26,7 +26,7 @@ $(HAND_MODEL): | $(VENV)/.installed
 # The main job end to end on the CPU: the shipped starter deblurrer (trained on the broad `known` blur), an unknown
 # "camera" ($(CAMERA) blur) and its converter G from unpaired images, one exported bundle, a video through
 # b2b-run --app handpose, then b2b-eval and b2b-bench. `make demo VIDEO=clip.mp4` runs your own video instead.
-CAMERA ?= defocus
+CAMERA ?= lowlight
 CONVERTER_STEPS ?= 600
 DEMO_FRAMES ?= 100
 VIDEO ?=

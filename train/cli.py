@@ -246,9 +246,10 @@ def converter(ctx, **options):
     """Train Blur2Blur's converter G for one camera, from its blurry and sharp images (unpaired).
 
     G learns to turn the camera's blurry frames into the same frames with the known blur, which the
-    --deblurrer restores. A PatchGAN compares G's outputs (three sizes) with the camera's own sharp
-    images carrying the known blur; a perceptual loss keeps the content. G starts as the identity; an
-    average of its weights is what is evaluated and saved.
+    --deblurrer restores. A PatchGAN compares the blur and noise of G's outputs (three sizes; their
+    detail band) with those of the camera's own sharp images carrying the known blur; a low-passed
+    perceptual loss keeps the content. G starts as the identity; an average of its weights is what is
+    evaluated and saved.
 
     best.pt is the G to export: with --val-pairs the best PSNR after the deblurrer, without them the best
     no-reference score (the deblurred output holds the detail and noise of deblurred known-blur frames of

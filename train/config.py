@@ -138,8 +138,10 @@ CRITIC_INPUTS = ("detail", "image")
 @dataclass
 class ConverterConfig(RunConfig):
     """Blur2Blur's converter G against a PatchGAN: Adam with the reference's betas (0.5, 0.999) and schedule
-    shape (hold, then decay linearly) but higher rates, for thousands of steps rather than hundreds of
-    thousands (G 1e-3, D 4e-3: measured); an average of G's weights is what gets saved.
+    shape (hold, then decay linearly) but higher rates, for hundreds of steps rather than hundreds of
+    thousands (G 1e-3, D 4e-3: measured); an average of G's weights is what gets saved. The CPU recipe's
+    critic sees the detail band of its inputs and has no InstanceNorm, and the reconstruction is low-passed
+    (README: "A converter for your camera").
 
     `blurry` and `sharp` are the target camera's unpaired images; `known` the known-blur source (its exact
     sampler for `synthetic:DOMAIN`, or with `kernel` the learned transfer); `deblurrer` the frozen

@@ -229,13 +229,17 @@ class ConverterTask:
             self.perceptual.to(device)
             self._device = device
 
+    def judge(self, critic: nn.Module, image: torch.Tensor) -> torch.Tensor:
+        """The critic's score map of an image, as the critic sees images (`--critic-input`)."""
+        return critic(self.critic_input(image))
+
     def critic_loss(self, critic: nn.Module, model: nn.Module, batch: list[torch.Tensor]):
         blurry, real = batch
         with torch.no_grad():
             fakes = model(blurry)
         reals = scales(real)
-        scores_real = [critic(self.critic_input(r)) for r in reals]
-        scores_fake = [critic(self.critic_input(f)) for f in fakes]
+        scores_real = [self.judge(critic, r) for r in reals]
+        scores_fake = [self.judge(critic, f) for f in fakes]
         hinge = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(scores_real, scores_fake))
         hinge = 0.5 * hinge / len(reals)
         # The reference's penalty: (|grad D| - 1)^2 at random interpolates of real and fake (full size).
@@ -254,7 +258,7 @@ class ConverterTask:
         outputs = model(blurry)
         rec = sum(self.perceptual(o, t) for o, t in zip(outputs, scales(blurry)))
         self.critic.requires_grad_(False)  # judged, not trained, in G's step
-        adversarial = -torch.stack([self.critic(self.critic_input(o)).mean() for o in outputs]).mean()
+        adversarial = -torch.stack([self.judge(self.critic, o).mean() for o in outputs]).mean()
         self.critic.requires_grad_(True)
         return adversarial + self.lambda_rec * rec, {"g_adv": adversarial.detach(), "g_rec": rec.detach()}
 
@@ -275,8 +279,8 @@ class ConverterTask:
         for blurry, real_sample in self.probe:
             blurry, real_sample = blurry[None].to(device), real_sample[None].to(device)
             converted = convert(model, blurry)
-            fake.append(float(self.critic(self.critic_input(converted)).mean()))
-            real.append(float(self.critic(self.critic_input(real_sample)).mean()))
+            fake.append(float(self.judge(self.critic, converted).mean()))
+            real.append(float(self.judge(self.critic, real_sample).mean()))
             kept.append(psnr(converted.cpu(), blurry.cpu()))
             restored.append(self.deblurrer(converted))
             alone.append(self.deblurrer(blurry))
