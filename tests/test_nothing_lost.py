@@ -281,7 +281,7 @@ def test_a_failed_start_leaves_no_run_folder(tmp_path):
     result = run(BIN / "b2b-train", "converter", "--blurry", "synthetic:defocus?sharp=deadleaves:2&size=64",
                  "--sharp", "synthetic:defocus?sharp=deadleaves:2&size=64", "--known", "synthetic:known",
                  "--deblurrer", "starter", "--crop", "32", "--out", tmp_path / "runs" / "conv")
-    assert_failed_with(result, "--crop 32: the critic patchgan-tiny needs crops of at least 96 px")
+    assert_failed_with(result, "--crop 32: the critic patchgan-tiny-nonorm needs crops of at least 96 px")
     assert not (tmp_path / "runs" / "conv").exists()
 
 
