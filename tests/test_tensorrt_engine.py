@@ -2,7 +2,6 @@
 where one is missing; the rest run everywhere."""
 
 import contextlib
-import ctypes
 import enum
 import logging
 import subprocess
@@ -17,9 +16,9 @@ from helpers import randomized
 
 from blur2blur.errors import UserError
 from blur2blur.export.tensorrt_build import EngineBuild
-from blur2blur.runtime import cuda_memory, tensorrt_engine
+from blur2blur.runtime import tensorrt_engine
 from blur2blur.runtime.bundle import Bundle, open_bundle
-from blur2blur.runtime.cuda_memory import gpu_name, open_cuda_memory
+from blur2blur.runtime.cuda_memory import gpu_name
 from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
 
 BOUNDS = dict(min=(16, 16), opt=(64, 96), max=(160, 256), batch=2)
@@ -381,79 +380,3 @@ def test_an_engine_file_tensorrt_cannot_load_is_a_user_error_and_frees_the_gpu(f
     with pytest.raises(UserError, match="TensorRT cannot load .*delete it"):
         TensorRTEngine(Bundle(tmp_path, FAKE_META), cache_dir=tmp_path)
     assert fake_gpu.buffers is None
-
-
-class FakeCudart:
-    """cuda.bindings.runtime's calls as cuda_memory makes them: (error, values...) tuples, host memory for the GPU."""
-
-    cudaStreamNonBlocking, cudaEventDisableTiming, cudaEventBlockingSync = 1, 2, 1
-    cudaMemcpyKind = types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2)
-
-    def __init__(self):
-        self.memory, self.freed = {}, []
-
-    def _alloc(self, nbytes):
-        buffer = (ctypes.c_ubyte * nbytes)()
-        self.memory[ctypes.addressof(buffer)] = buffer
-        return 0, ctypes.addressof(buffer)
-
-    cudaMallocHost = cudaMalloc = _alloc
-
-    def cudaGetDeviceCount(self):
-        return 0, 1
-
-    def cudaGetDeviceProperties(self, device):
-        return 0, types.SimpleNamespace(name=b"Fake Orin\x00\x00")
-
-    def cudaGetDevice(self):
-        return (0, 0)
-
-    def cudaSetDevice(self, device):
-        return (0,)
-
-    def cudaStreamCreateWithFlags(self, flags):
-        return 0, 42
-
-    def cudaMemcpyAsync(self, dst, src, nbytes, kind, stream):
-        ctypes.memmove(dst, src, nbytes)
-        return (0,)
-
-    def cudaEventCreateWithFlags(self, flags):
-        return 0, object()
-
-    def cudaEventRecord(self, event, stream):
-        return (0,)
-
-    cudaEventSynchronize = cudaStreamSynchronize = cudaEventDestroy = cudaStreamDestroy = lambda self, *a: (0,)
-
-    def cudaFree(self, address):
-        self.freed.append(address)
-        return (0,)
-
-    cudaFreeHost = cudaFree
-
-
-def test_cuda_python_memory_round_trips_through_pinned_and_device_buffers(monkeypatch):
-    rt = FakeCudart()
-    monkeypatch.setattr(cuda_memory, "_cudart", lambda: rt)
-    monkeypatch.setattr(cuda_memory, "_pycuda", lambda: (_ for _ in ()).throw(ImportError("no pycuda")))
-    assert cuda_memory.binding() == "cuda-python" and gpu_name() == "Fake Orin"
-    memory = open_cuda_memory()
-    assert memory.name == "Fake Orin" and memory.stream_handle == 42
-    with memory.active():
-        host_in, host_out = memory.pinned((2, 3, 4), np.uint8), memory.pinned((2, 3, 4), np.uint8)
-        host_in[:] = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-        device = memory.device(host_in.nbytes)
-        memory.to_device(device, host_in)
-        memory.to_host(host_out, device)
-        event = memory.event()
-        memory.record(event)
-        memory.wait(event)
-        spare_host, spare_device = memory.pinned((4,), np.uint8), memory.device(16)
-        memory.free(spare_host, spare_device, memory.event())
-        assert sorted(rt.freed) == sorted([spare_host.ctypes.data, spare_device])
-    np.testing.assert_array_equal(host_out, host_in)
-    memory.close()
-    assert len(rt.freed) == len(set(rt.freed)) == 5  # each buffer once: two device buffers, three pinned arrays
-    with pytest.raises(RuntimeError, match="CUDA cudaMalloc failed: cudaErrorMemoryAllocation"):
-        cuda_memory._ok((types.SimpleNamespace(value=2, name="cudaErrorMemoryAllocation"), 0), "cudaMalloc")
