@@ -147,18 +147,17 @@ class TensorRTEngine:
             raise UserError(f"{self._engine_file}: output {self._output!r} keeps unresolved dimensions "
                             f"{list(out_shape)} for frames of shape {list(shape)}: export the bundle again")
         cuda, made = self._cuda, []
-
-        def keep(resource):
-            made.append(resource)
-            return resource
-
+        allocations = (lambda: cuda.pinned(shape, np.uint8), lambda: cuda.pinned(out_shape, np.uint8),
+                       lambda: cuda.device(int(np.prod(shape))), lambda: cuda.device(int(np.prod(out_shape))),
+                       cuda.event)
         try:
-            return [_Slot(keep(cuda.pinned(shape, np.uint8)), keep(cuda.pinned(out_shape, np.uint8)),
-                          keep(cuda.device(int(np.prod(shape)))), keep(cuda.device(int(np.prod(out_shape)))),
-                          keep(cuda.event())) for _ in range(SLOTS)]
+            for _ in range(SLOTS):
+                for allocate in allocations:
+                    made.append(allocate())
         except BaseException:
             cuda.free(*made)  # out of memory (likely on a Jetson): give back the first buffers too
             raise
+        return [_Slot(*made[i:i + len(allocations)]) for i in range(0, len(made), len(allocations))]
 
     def submit(self, frames: np.ndarray) -> _Pending:
         """Start restoring uint8 N x H x W x 3 BGR frames (inside the bundle's profile); returns at once."""

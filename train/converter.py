@@ -50,7 +50,7 @@ from blur2blur.train.datasets import (
 )
 from blur2blur.train.metrics import psnr, ssim
 from blur2blur.train.paired import held_out_tensors
-from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, perceptual_loss
+from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, binomial_low_pass, perceptual_loss
 from blur2blur.train.splits import Pairs, spread
 from blur2blur.train.transfer import open_transfer
 
@@ -135,12 +135,7 @@ class UnpairedCrops(Dataset):
 def detail_band(image: torch.Tensor) -> torch.Tensor:
     """The image minus its blur by a 9-tap binomial (sigma about 1.4), times 4: the band where blur and noise
     live, without the colours, tone and layout of the content."""
-    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=image.device) / 16
-    kernel = torch.outer(taps, taps).expand(image.shape[1], 1, 5, 5).contiguous()
-    low = image
-    for _ in range(2):
-        low = F.conv2d(F.pad(low, (2, 2, 2, 2), mode="replicate"), kernel, groups=image.shape[1])
-    return 4 * (image - low)
+    return 4 * (image - binomial_low_pass(binomial_low_pass(image)))
 
 
 CRITIC_INPUTS = {"detail": detail_band, "image": lambda image: image}

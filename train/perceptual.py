@@ -25,6 +25,13 @@ PYRAMID_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 DEFAULT_LAMBDA_REC = {"vgg16": 0.8, "filters": 2.0, "lowpass": 4.0, "deblurrer": 4.0, "kernel": 4.0}
 
 
+def binomial_low_pass(x: torch.Tensor) -> torch.Tensor:
+    """`x` blurred by the 5 x 5 binomial filter (1 4 6 4 1 / 16 each way), borders replicated; any channel count."""
+    taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=x.device, dtype=x.dtype) / 16
+    kernel = torch.outer(taps, taps).expand(x.shape[1], 1, 5, 5).contiguous()
+    return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), kernel, groups=x.shape[1])
+
+
 class FilterPyramid(nn.Module):
     """A Gaussian pyramid: the image itself, then low-passed by a 5-tap binomial filter at 1/2, ..., 1/16 size.
 
@@ -34,18 +41,13 @@ class FilterPyramid(nn.Module):
 
     def __init__(self, levels: int = 5, raw: bool = True) -> None:
         super().__init__()
-        taps = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
-        self.register_buffer("kernel", torch.outer(taps, taps).expand(3, 1, 5, 5).contiguous())
         self.levels, self.raw = levels, raw
         self.weights = PYRAMID_WEIGHTS[-levels:]
 
-    def _low_pass(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="replicate"), self.kernel, groups=3)
-
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = [x if self.raw else self._low_pass(x)]  # `raw=False`: the finest level is low-passed too
+        maps = [x if self.raw else binomial_low_pass(x)]  # `raw=False`: the finest level is low-passed too
         for _ in range(1, self.levels):
-            x = self._low_pass(x)[..., ::2, ::2]
+            x = binomial_low_pass(x)[..., ::2, ::2]
             maps.append(x)
         return maps
 
