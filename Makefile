@@ -8,7 +8,7 @@ OUT ?= demo_out
 # The hand-pose app's model, where b2b-run looks for it (fetched, or built from PyPI's mediapipe 0.10.21 wheel).
 HAND_MODEL := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/blur2blur/mediapipe/hand_landmarker.task
 
-.PHONY: setup demo test clean starter
+.PHONY: setup demo test clean starter gpu-check
 
 setup: $(VENV)/.installed $(HAND_MODEL)
 
@@ -92,6 +92,13 @@ starter: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# On a machine with an NVIDIA GPU: TensorRT's tests, an FP16 engine of a NAFNet-w32 bundle verified against ONNX
+# Runtime, b2b-bench at 720p and b2b-run with TensorRT; the report goes to $(GPU_OUT)/report.md (about 5 minutes).
+GPU_OUT ?= gpu_check
+gpu-check: setup
+	$(BIN)/python -m pip install --quiet -e '.[trt]'
+	$(BIN)/python bench/gpu_check.py --out $(GPU_OUT)
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

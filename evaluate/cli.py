@@ -25,8 +25,8 @@ def model_options(command):
     """The restorations to compare: a bundle, or checkpoints."""
     options = [
         click.option("--bundle", type=click.Path(), help="Export bundle (b2b-export), run by the runtime's engine."),
-        click.option("--deblurrer", type=CHECKPOINT, help="Deblurrer checkpoint or `starter`, run in PyTorch (instead of "
-                     "--bundle)."),
+        click.option("--deblurrer", type=CHECKPOINT, help="Deblurrer checkpoint, `starter` or `nafnet-gopro-w32`, run "
+                     "in PyTorch (instead of --bundle)."),
         click.option("--converter", type=click.Path(), help="The camera's converter G checkpoint (with --deblurrer): "
                      "adds the deblurrer after G."),
         click.option("--backend", default="auto", show_default=True,
@@ -249,8 +249,8 @@ def eval_main(argv: list[str] | None = None) -> None:
 @click.command(name="b2b-bench", context_settings=CONTEXT)
 @click.option("--bundle", type=click.Path(), help="Export bundle; PyTorch eager uses the checkpoints it was exported "
               "from, where they still are.")
-@click.option("--deblurrer", type=CHECKPOINT, help="Deblurrer checkpoint or `starter` (instead of --bundle: exported to a "
-              "temporary bundle first).")
+@click.option("--deblurrer", type=CHECKPOINT, help="Deblurrer checkpoint, `starter` or `nafnet-gopro-w32` (instead "
+              "of --bundle: exported to a temporary bundle first).")
 @click.option("--converter", type=click.Path(), help="The camera's converter G checkpoint (with --deblurrer).")
 @click.option("--backends", default="pytorch,onnxruntime,tensorrt", show_default=True,
               help="Comma-separated: pytorch (eager), onnxruntime, tensorrt (where it runs).")

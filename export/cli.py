@@ -12,11 +12,15 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.command(name="b2b-export", context_settings=CONTEXT)
 @click.option("--deblurrer", required=True, type=CHECKPOINT,
-              help="Deblurrer checkpoint (b2b-train, an official NAFNet .pth, or `starter`: the shipped one).")
+              help="Deblurrer checkpoint (b2b-train, an official NAFNet .pth), `starter` (shipped) or "
+              "`nafnet-gopro-w32` (also -w64, nafnet-reds-w64: b2b-train fetch-weights NAME).")
 @click.option("--converter", type=click.Path(), help="Converter G checkpoint for the target camera (optional).")
 @click.option("--out", required=True, type=click.Path(), help="Bundle folder to write.")
 @click.option("--fp16", is_flag=True, help="Also write model.fp16.onnx (FP16 weights and compute, FP32 normalisation); "
               "the bundle's precision (and its TensorRT engine's) becomes fp16.")
+@click.option("--tlc", is_flag=True, help="NAFNet with test-time local statistics (NAFNetLocal): the attention's "
+              "global mean becomes a local one sized from the training crop. Official GoPro figures use it; it can "
+              "leave artefacts on real, out-of-distribution blur, so compare with and without (b2b-eval deblur).")
 @click.option("--height", type=int, help="Fixed frame height (with --width: min = opt = max).")
 @click.option("--width", type=int, help="Fixed frame width (with --height).")
 @click.option("--min-shape", metavar="HxW", help="Smallest frame, HEIGHTxWIDTH.  [default: 32x32]")
@@ -28,7 +32,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--workspace", default=2.0, show_default=True, type=click.FloatRange(min=0.0625),
               help="TensorRT builder workspace limit, GiB.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
-def export_command(deblurrer, converter, out, fp16, height, width, min_shape, opt_shape, max_shape, batch, no_engine,
+def export_command(deblurrer, converter, out, fp16, tlc, height, width, min_shape, opt_shape, max_shape, batch, no_engine,
                    workspace, force):
     """Export the fused graph (uint8 N x H x W x 3 BGR in and out) and verify it in ONNX Runtime.
 
@@ -36,6 +40,7 @@ def export_command(deblurrer, converter, out, fp16, height, width, min_shape, op
     Examples:
       b2b-export --deblurrer runs/deblur/last.pt --converter runs/conv/best.pt --fp16 --out bundle
       b2b-export --deblurrer NAFNet-GoPro-width32.pth --fp16 --height 720 --width 1280 --out bundle720
+      b2b-export --deblurrer NAFNet-GoPro-width32.pth --tlc --fp16 --out bundle-tlc
       b2b-export --deblurrer best.pt --min-shape 240x320 --opt-shape 480x640 --max-shape 720x1280 --batch 2 --out b
       b2b-export inspect bundle        (what a bundle holds, and whether its files still match)
     The graph pads frames inside, so any height and width in the range works. The bundle is only written
@@ -48,7 +53,7 @@ def export_command(deblurrer, converter, out, fp16, height, width, min_shape, op
     from blur2blur.export.onnx_export import export_bundle
 
     meta = export_bundle(deblurrer, out, converter=converter, fp16=fp16, force=force, bounds=bounds,
-                         engine=not no_engine, workspace_bytes=int(workspace * (1 << 30)))
+                         engine=not no_engine, workspace_bytes=int(workspace * (1 << 30)), tlc=tlc)
     verification = meta["verification"]
     fp32 = verification["fp32"]
     click.echo(f"model.onnx vs PyTorch: max error {fp32['max_abs_error']} grey levels, PSNR {fp32['psnr_db']:.1f} dB "

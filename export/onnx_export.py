@@ -21,11 +21,13 @@ from blur2blur.export.verify import verify_engine, verify_fp16, verify_fp32
 from blur2blur.locks import Lock, beside
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.models.deploy import DeployModel, check_compatible
+from blur2blur.models.nafnet import NAFNet, use_local_statistics
 from blur2blur.runtime.bundle import BUNDLE_FORMAT, sha256
 
 log = logging.getLogger(__name__)
 OPSET = 17
 INPUT, OUTPUT = "frames", "restored"
+OFFICIAL_TRAINING_CROP = 256  # NAFNet's GoPro and REDS models train on 256 x 256 crops
 
 
 def library_versions() -> dict[str, str]:
@@ -70,9 +72,25 @@ def check_and_simplify(path: Path) -> bool:
     return True
 
 
-def load_models(deblurrer: str, converter: str | None) -> tuple[DeployModel, dict]:
+def training_crop(checkpoint: dict) -> int:
+    """The crop side the deblurrer in `checkpoint` was trained at: its run's --crop, 256 for official NAFNet files."""
+    if checkpoint["meta"].get("source") == "official NAFNet checkpoint":
+        return OFFICIAL_TRAINING_CROP
+    crop = checkpoint["meta"].get("config", {}).get("crop")
+    if not isinstance(crop, int):
+        raise UserError("--tlc: the deblurrer checkpoint does not record its training crop; export it without --tlc")
+    return crop
+
+
+def load_models(deblurrer: str, converter: str | None, tlc: bool = False) -> tuple[DeployModel, dict]:
     net, deblurrer_ckpt = load_checkpoint(deblurrer, kind="deblurrer", option="--deblurrer")
     sources = {"deblurrer": {"path": str(deblurrer), "sha256": sha256(Path(deblurrer)), "arch": deblurrer_ckpt["arch"]}}
+    if tlc:
+        if not isinstance(net, NAFNet):
+            raise UserError(f"--tlc: the deblurrer is a {deblurrer_ckpt['arch']}; TLC applies to NAFNet only")
+        crop = training_crop(deblurrer_ckpt)
+        use_local_statistics(net, crop)
+        sources["deblurrer"]["tlc_training_crop"] = crop
     conv = None
     if converter:
         conv, converter_ckpt = load_checkpoint(converter, kind="converter", option="--converter")
@@ -119,11 +137,13 @@ def publish(staging: Path, out: Path) -> None:
 
 def export_bundle(deblurrer: str, out: str | Path, converter: str | None = None, fp16: bool = False,
                   force: bool = False, bounds: ShapeBounds | None = None, engine: bool = False,
-                  workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, engine_cache: str | Path | None = None) -> dict:
+                  workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, engine_cache: str | Path | None = None,
+                  tlc: bool = False) -> dict:
     """Write a verified bundle to `out` and return its meta; nothing is left behind on failure.
 
     `bounds`: the frame shapes the bundle promises (default `ShapeBounds()`); `engine`: also build and verify
-    a TensorRT engine where TensorRT and a GPU are present (cached in `engine_cache`; b2b-export asks for it).
+    a TensorRT engine where TensorRT and a GPU are present (cached in `engine_cache`; b2b-export asks for it);
+    `tlc`: the deblurrer with test-time local statistics (`use_local_statistics`) sized from its training crop.
     """
     out = Path(out)
     bounds = bounds or ShapeBounds()
@@ -135,7 +155,7 @@ def export_bundle(deblurrer: str, out: str | Path, converter: str | None = None,
         lock.release()
         raise
     try:
-        model, sources = load_models(deblurrer, converter)
+        model, sources = load_models(deblurrer, converter, tlc)
         meta = build_bundle(model, staging, fp16, bounds)
         if engine:
             add_engine(meta, staging, bounds, workspace_bytes, engine_cache)

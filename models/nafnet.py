@@ -158,3 +158,53 @@ class NAFNet(nn.Module):
             x = decoder(up(x) + skip)
         x = self.ending(x) + inp
         return x[:, :, :h, :w]
+
+
+def _windows(n, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Along an axis of length `n` (an int or a size traced for ONNX): each position's window [start, end) of
+    `k` samples, shifted inside the axis at its ends, and the window's length min(k, n)."""
+    n = torch.as_tensor(n)
+    length = torch.minimum(n, torch.tensor(k))  # Min and Max, not Clip: the graph's one Clip is its output's
+    start = torch.minimum(torch.maximum(torch.arange(n) - (k - 1) // 2, torch.tensor(0)), n - length)
+    return start, start + length, length
+
+
+class LocalAvgPool(nn.Module):
+    """TLC's local statistics (NAFNetLocal): each pixel's mean over the `kernel` x `kernel` window around it.
+
+    Windows near an edge are shifted inside the image, and an image smaller than the window gets its global
+    mean, as the official AvgPool2d with replicate padding gives. Computed from an integral image with fixed
+    window sizes and dynamic indices (CumSum, Gather: no pooling kernel that depends on the input's size,
+    so TensorRT parses it), in FP32 whatever the input type: FP16 sums over a frame overflow.
+    """
+
+    def __init__(self, kernel: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        integral = F.pad(x.float().cumsum(2).cumsum(3), (1, 0, 1, 0))
+        top, bottom, rows = _windows(x.shape[2], self.kernel)
+        left, right, cols = _windows(x.shape[3], self.kernel)
+        upper = integral.index_select(2, top)
+        lower = integral.index_select(2, bottom)
+        sums = (lower.index_select(3, right) - lower.index_select(3, left)
+                - upper.index_select(3, right) + upper.index_select(3, left))
+        return (sums / (rows * cols)).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"kernel={self.kernel}"
+
+
+def use_local_statistics(model: NAFNet, train_crop: int, ratio: float = 1.5) -> NAFNet:
+    """Turn `model` into its TLC form in place: every channel attention's global mean becomes a local mean
+    over a window of `ratio` times the training crop, scaled to the block's level (as NAFNetLocal does)."""
+    base = int(ratio * train_crop)
+    levels = len(model.encoders)
+    groups = ([(blocks, i) for i, blocks in enumerate(model.encoders)] + [(model.middle_blks, levels)]
+              + [(blocks, levels - 1 - j) for j, blocks in enumerate(model.decoders)])
+    for blocks, level in groups:
+        side = train_crop // 2 ** level  # the block's feature side when the input is one training crop
+        for block in blocks:
+            block.sca[0] = LocalAvgPool(side * base // train_crop)
+    return model

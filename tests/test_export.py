@@ -1,3 +1,4 @@
+import copy
 import json
 import os
 import subprocess
@@ -215,6 +216,32 @@ def test_official_nafnet_checkpoint_exports_and_matches_its_pytorch_output(tmp_p
         expected = DeployModel(net).eval()(torch.from_numpy(frames)).numpy()
     got = ort_run(tmp_path / "bundle" / "model.onnx", frames)
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_tlc_bundle_matches_its_pytorch_module_and_has_no_global_pooling(tmp_path):
+    from blur2blur.models.nafnet import use_local_statistics
+
+    net = randomized(create_model("nafnet-tiny"), seed=4, scale=0.15)  # blocks that matter, as trained
+    save_checkpoint(tmp_path / "d.pt", net, "deblurrer", {"config": {"crop": 32}})
+    meta = export_bundle(tmp_path / "d.pt", tmp_path / "bundle", fp16=True, bounds=SMALL, tlc=True)
+    assert meta["sources"]["deblurrer"]["tlc_training_crop"] == 32
+    assert meta["verification"]["fp32"]["max_abs_error"] <= 1
+    assert meta["verification"]["fp16"]["psnr_vs_fp32_db"] > 40
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "bundle" / "model.fp16.onnx")).graph.node}
+    assert "CumSum" in ops and not ops & {"GlobalAveragePool", "ReduceMean", "AveragePool"}
+    frames = photo(150, 230)  # larger than the 48-pixel window: local statistics matter
+    with torch.no_grad():
+        expected = DeployModel(use_local_statistics(copy.deepcopy(net), 32)).eval()(torch.from_numpy(frames))
+        plain = DeployModel(net).eval()(torch.from_numpy(frames)).numpy()
+    got = ort_run(tmp_path / "bundle" / "model.onnx", frames)
+    assert np.abs(got.astype(int) - expected.numpy().astype(int)).max() <= 1
+    assert np.abs(got.astype(int) - plain.astype(int)).max() > 1
+
+
+def test_tlc_needs_the_training_crop(checkpoints, tmp_path):
+    with pytest.raises(UserError, match="--tlc: .*training crop"):
+        export_bundle(checkpoints / "deblurrer.pt", tmp_path / "bundle", bounds=SMALL, tlc=True)
+    assert not (tmp_path / "bundle").exists()
 
 
 def test_no_tensorrt_here_is_one_line_and_the_bundle_is_finished(checkpoints, tmp_path):

@@ -13,7 +13,7 @@ import torch
 
 from blur2blur.models import count_parameters, create_model
 from blur2blur.models.checkpoint import load_checkpoint
-from blur2blur.models.nafnet import LayerNorm2d, NAFNet
+from blur2blur.models.nafnet import LayerNorm2d, LocalAvgPool, NAFNet, use_local_statistics
 from helpers import randomized
 
 
@@ -149,3 +149,40 @@ def test_onnx_export_uses_layernormalization_and_matches_torch() -> None:
 def test_mismatched_levels_are_rejected() -> None:
     with pytest.raises(ValueError):
         NAFNet(enc_blk_nums=(1, 1), dec_blk_nums=(1,))
+
+
+def official_local_mean(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """TLC's pooling as NAFNet's release defines it: the global mean when the window covers the image, else
+    each valid window's mean from an integral image, replicate-padded back to the image's size."""
+    h, w = x.shape[-2:]
+    if kernel >= h and kernel >= w:
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    kh, kw = min(h, kernel), min(w, kernel)
+    s = torch.nn.functional.pad(x.cumsum(-1).cumsum(-2), (1, 0, 1, 0))
+    valid = (s[:, :, kh:, kw:] - s[:, :, :-kh, kw:] - s[:, :, kh:, :-kw] + s[:, :, :-kh, :-kw]) / (kh * kw)
+    dh, dw = h - valid.shape[2], w - valid.shape[3]
+    return torch.nn.functional.pad(valid, (dw // 2, (dw + 1) // 2, dh // 2, (dh + 1) // 2), mode="replicate")
+
+
+@pytest.mark.parametrize("h, w, kernel", [(20, 30, 7), (20, 30, 8), (10, 40, 16), (5, 6, 9), (33, 17, 17)])
+def test_local_mean_matches_the_official_definition(h, w, kernel) -> None:
+    x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(h * w))
+    torch.testing.assert_close(LocalAvgPool(kernel)(x), official_local_mean(x, kernel), atol=1e-5, rtol=0)
+
+
+def test_local_mean_of_half_input_is_computed_in_fp32() -> None:
+    x = torch.full((1, 2, 300, 300), 60.0, dtype=torch.float16)  # its integral image is far beyond FP16's 65504
+    out = LocalAvgPool(96)(x)
+    assert out.dtype == torch.float16 and torch.equal(out, x)
+
+
+def test_tlc_windows_scale_with_the_level_and_leave_training_size_inputs_unchanged() -> None:
+    plain = randomized(create_model("nafnet-tiny"), seed=2, scale=0.15).eval()  # blocks that matter, as trained
+    local = use_local_statistics(randomized(create_model("nafnet-tiny"), seed=2, scale=0.15).eval(), train_crop=64)
+    kernels = [b.sca[0].kernel for group in (*local.encoders, local.middle_blks, *local.decoders) for b in group]
+    assert kernels == [96, 48, 24, 12, 6, 12, 24, 48, 96]  # 1.5 x the crop's side at each level
+    with torch.no_grad():
+        x = torch.rand(1, 3, 64, 64)  # windows cover every level: the global mean, as in training
+        torch.testing.assert_close(local(x), plain(x), atol=1e-3, rtol=1e-5)
+        x = torch.linspace(0, 1, 160).expand(1, 3, 192, 160)  # a larger frame, dark left, bright right
+        assert (local(x) - plain(x)).abs().max() > 1e-2  # local statistics differ from global ones
