@@ -1,5 +1,5 @@
-"""The converter G: one training step, a short run that helps the known deblurrer, resume, perceptual
-features that need no download, and the command line with its bad inputs."""
+"""The converter G: one training step, a short run that helps the known deblurrer, resume (fp32 and bf16), the
+paper recipe, perceptual features that need no download, and the command line with its bad inputs."""
 
 import json
 import math
@@ -21,9 +21,9 @@ from blur2blur.models.vgg import load_vgg16_features, vgg16_features
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
 from blur2blur.train.content import load_sharp_images
 from blur2blur.train.converter import ConverterTask, detail_band, detail_gap, train_converter
-from blur2blur.train.core import run
+from blur2blur.train.core import lr_factor, run
 from blur2blur.train.deblurrer import train_deblurrer
-from blur2blur.train.perceptual import perceptual_loss
+from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, perceptual_loss
 from blur2blur.train.synth import synthesize
 
 BIN = Path(sys.executable).parent
@@ -117,9 +117,10 @@ class StopAt(ConverterTask):
         return super().loss(model, batch)
 
 
-def test_resume_ends_with_the_weights_of_an_uninterrupted_run(camera, tmp_path):
-    straight = train_converter(config(camera, tmp_path / "straight"))
-    stopped = config(camera, tmp_path / "stopped")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_ends_with_the_weights_of_an_uninterrupted_run(camera, tmp_path, precision):
+    straight = train_converter(config(camera, tmp_path / "straight", precision=precision))
+    stopped = config(camera, tmp_path / "stopped", precision=precision)
     first = run(stopped, lambda c: StopAt(c, at=5))
     assert (first.step, first.stopped_by) == (5, "SIGTERM")
     resumed = train_converter(replace(stopped, resume=True))
@@ -127,6 +128,49 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(camera, tmp_path):
     a, b = read_checkpoint(straight.last), read_checkpoint(resumed.last)
     for part in ("state_dict", "train_state_dict", "critic"):  # the average, G itself and D
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    lines = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(v) for line in lines for v in line.values())
+
+
+def test_under_bf16_autocast_the_penalty_gradient_is_taken_in_fp32(camera, tmp_path):
+    task = ConverterTask(config(camera, tmp_path / "run"))
+    batch = [torch.stack(items) for items in zip(task.dataset[0], task.dataset[1])]
+    with torch.autocast("cpu", torch.bfloat16):
+        critic_loss, figures = task.critic_loss(task.critic, task.model, batch)
+    assert figures["d_penalty"].dtype == torch.float32 and figures["d_penalty"] > 0
+    assert figures["d_real"].dtype == torch.bfloat16  # the rest of D's pass is in bf16
+    critic_loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in task.critic.parameters())
+
+
+def test_the_paper_recipe_holds_the_reference_settings_and_given_options_win(tmp_path):
+    paper = ConverterConfig.from_recipe("paper", crop=128)
+    assert (paper.arch, paper.critic, paper.critic_input, paper.perceptual) == ("mimo-unet", "patchgan", "image",
+                                                                              "lowpass")
+    assert (paper.lr, paper.critic_lr, paper.optimizer, paper.beta1, paper.beta2) == (2e-4, 2e-4, "adam", 0.5, 0.999)
+    assert (paper.lambda_gp, paper.batch, paper.ema, paper.warmup, paper.crop) == (1e-4, 1, 0.0, 0, 128)
+    rate = lr_factor(paper)  # the reference's 100 + 200 epochs: held for a third, then down to --min-lr
+    assert rate(paper.steps // 3) == 1 and rate(paper.steps * 2 // 3) == pytest.approx(0.5, abs=1e-3)
+    assert rate(paper.steps) == pytest.approx(paper.min_lr / paper.lr)
+    with_vgg = ConverterConfig.from_recipe("paper", vgg_weights="vgg16.pth")
+    assert with_vgg.perceptual == "vgg16" and DEFAULT_LAMBDA_REC[with_vgg.perceptual] == 0.8
+    assert ConverterConfig.from_recipe("cpu") == ConverterConfig()  # the class's defaults are the cpu recipe
+
+
+def test_cli_paper_recipe_trains_the_reference_networks_and_resume_keeps_it(camera, tmp_path):
+    out = tmp_path / "run"
+    base = ["--blurry", camera["blurry"], "--sharp", camera["sharp"], "--known", KNOWN, "--deblurrer",
+            camera["deblurrer"], "--out", str(out)]
+    result = b2b_train(*base, "--recipe", "paper", "--crop", "96", "--steps", "1", "--eval-every", "1")
+    assert result.returncode == 0, result.stderr
+    assert "--recipe paper without --vgg-weights" in result.stderr  # the fallback is said
+    saved = json.loads((out / "config.json").read_text())
+    assert (saved["recipe"], saved["arch"], saved["critic"], saved["lr"], saved["crop"]) == \
+        ("paper", "mimo-unet", "patchgan", 2e-4, 96)
+    resumed = b2b_train("--out", str(out), "--resume")
+    assert resumed.returncode == 0 and json.loads((out / "config.json").read_text()) == {**saved, "resume": True}
+    refused = b2b_train("--out", str(out), "--resume", "--recipe", "cpu")
+    assert refused.returncode != 0 and "--recipe cpu differs from its paper" in refused.stderr.strip()
 
 
 def test_the_offline_reconstruction_features_keep_content_and_let_blur_change():

@@ -1,6 +1,7 @@
-"""The training core: exact resume, interruption, divergence, run folders, schedules."""
+"""The training core: exact resume, interruption, divergence, run folders, schedules, precision."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -14,9 +15,11 @@ import torch
 
 from blur2blur.errors import UserError
 from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
-from blur2blur.train.config import DeblurrerConfig, RunConfig
+from blur2blur.train import core
+from blur2blur.train.config import DeblurrerConfig, KernelConfig, RunConfig
 from blur2blur.train.core import lr_factor, run
 from blur2blur.train.deblurrer import DeblurrerTask, train_deblurrer
+from blur2blur.train.kernel import train_kernel
 
 BIN = Path(sys.executable).parent
 PAIRS = "synthetic:known?sharp=deadleaves:3&size=48"
@@ -160,3 +163,54 @@ def test_ctrl_c_saves_and_the_cli_resumes(tmp_path):
     result = subprocess.run([str(BIN / "b2b-train"), "deblurrer", "--out", str(out), "--resume", "--lr", "1"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "--lr 1.0 differs" in result.stderr
+
+
+class OutputTypes(NoisyDeblurrer):
+    """The noisy deblurrer, noting the dtype of every output of its first conv (training and evaluation)."""
+
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.dtypes: set[torch.dtype] = set()
+        self.model.intro.register_forward_hook(lambda module, inputs, output: self.dtypes.add(output.dtype))
+
+
+def resumed_matches_straight(tmp_path: Path, **changes) -> tuple[dict, dict]:
+    """A run of 8 steps, and the same run stopped by SIGTERM during step 5 and resumed: their last.pt."""
+    straight = run(tiny(tmp_path, "straight", steps=8, eval_every=4, log_every=1, **changes), NoisyDeblurrer)
+    config = tiny(tmp_path, "stopped", steps=8, eval_every=4, log_every=1, **changes)
+    assert run(config, lambda c: SignalledAt(c, at=5)).step == 5
+    resumed = run(replace(config, resume=True), NoisyDeblurrer)
+    a, b = read_checkpoint(straight.last), read_checkpoint(resumed.last)
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    return a, b
+
+
+def test_bf16_trains_in_bf16_evaluates_in_fp32_and_resumes_exactly(tmp_path):
+    config = tiny(tmp_path, "types", steps=2, eval_every=2, precision="bf16")
+    task = OutputTypes(config)
+    run(config, lambda c: task)
+    assert task.dtypes == {torch.bfloat16, torch.float32}  # forward passes under autocast; evaluation not
+    resumed_matches_straight(tmp_path, precision="bf16")
+    lines = [json.loads(line) for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(v) for line in lines for v in line.values())
+    assert read_checkpoint(tmp_path / "stopped" / "last.pt")["meta"]["config"]["precision"] == "bf16"
+
+
+def test_fp16_scales_the_loss_and_its_scaler_resumes_exactly(tmp_path, monkeypatch):
+    monkeypatch.setattr(core, "FP16_DEVICES", ("cuda", "cpu"))  # the CUDA path, run on the CPU
+    a, b = resumed_matches_straight(tmp_path, precision="fp16")
+    assert a["scaler"] == b["scaler"] and a["scaler"]["scale"] > 1  # the loss scale travels in last.pt
+
+
+def test_fp16_without_a_gpu_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(UserError, match="^--precision fp16 needs a CUDA GPU .here: cpu.: use --precision bf16"):
+        train_deblurrer(tiny(tmp_path, "fp16", precision="fp16"))
+    assert not (tmp_path / "fp16").exists()
+
+
+def test_the_kernel_extractor_trains_in_bf16(tmp_path):
+    config = KernelConfig(pairs=PAIRS, out=str(tmp_path / "run"), steps=3, batch=2, crop=32, eval_every=3,
+                          log_every=1, val_count=2, val_size=32, precision="bf16")
+    metrics = train_kernel(config).metrics
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(v) for line in lines for v in line.values()) and metrics["val_psnr_own_code"] > 0

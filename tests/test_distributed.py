@@ -1,5 +1,7 @@
-"""Two processes under torchrun (gloo on the CPU) train what one process with the doubled batch trains."""
+"""Two processes under torchrun (gloo on the CPU) train what one process with the doubled batch trains: the
+deblurrer, and the converter with its critic and gradient penalty."""
 
+import json
 import os
 import signal
 import subprocess
@@ -7,23 +9,34 @@ import sys
 import time
 from pathlib import Path
 
-from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
+import torch
+
+from blur2blur.models import create_model
+from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 
 BIN = Path(sys.executable).parent
 PAIRS = "synthetic:known?sharp=deadleaves:3&size=48"
+CAMERA = "synthetic:defocus?sharp=deadleaves:2&size=128"
 
 
-def train(out: Path, batch: int, processes: int) -> subprocess.CompletedProcess:
-    args = ["deblurrer", "--pairs", PAIRS, "--out", str(out), "--steps", "6", "--batch", str(batch), "--crop", "32",
-            "--eval-every", "3", "--val-count", "2", "--val-size", "32", "--device", "cpu"]
+def b2b_train(args: list[str], processes: int) -> subprocess.CompletedProcess:
+    """`b2b-train ARGS`, under torchrun with `processes` processes or in one; each with one thread, as torchrun
+    gives its processes (several threads on a shared CPU only slow each other down)."""
     if processes > 1:
         command = [str(BIN / "torchrun"), "--standalone", "--nproc_per_node", str(processes),
                    "-m", "blur2blur.train.cli", *args]
     else:
         command = [str(BIN / "b2b-train"), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     return result
+
+
+def train(out: Path, batch: int, processes: int) -> subprocess.CompletedProcess:
+    return b2b_train(["deblurrer", "--pairs", PAIRS, "--out", str(out), "--steps", "6", "--batch", str(batch),
+                      "--crop", "32", "--eval-every", "3", "--val-count", "2", "--val-size", "32", "--device", "cpu"],
+                     processes)
 
 
 def test_two_processes_match_one_process_with_the_doubled_batch(tmp_path):
@@ -42,6 +55,33 @@ def test_two_processes_match_one_process_with_the_doubled_batch(tmp_path):
     assert read_checkpoint(tmp_path / "ddp" / "last.pt")["meta"]["step"] == 6
     lines = {run: (tmp_path / run / "metrics.jsonl").read_text().splitlines() for run in ("ddp", "single")}
     assert len(lines["ddp"]) == len(lines["single"]) == 4  # evaluations at 0, 3 and 6, a log line at 6
+
+
+def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """The L2 distance between two sets of weights, all tensors together."""
+    return float(sum((a[k].double() - b[k].double()).pow(2).sum() for k in a)) ** 0.5
+
+
+def test_two_processes_train_the_converter_its_critic_and_penalty_as_one_with_the_doubled_batch(tmp_path):
+    deblurrer = tmp_path / "deblurrer.pt"
+    save_checkpoint(deblurrer, create_model("nafnet-tiny"), "deblurrer")
+    # a penalty weight that makes the gradient penalty a large share of the critic's gradient
+    args = ["converter", "--blurry", CAMERA, "--sharp", CAMERA, "--known", "synthetic:known", "--deblurrer",
+            str(deblurrer), "--steps", "3", "--crop", "96", "--eval-every", "3", "--log-every", "1",
+            "--lambda-gp", "10", "--warmup", "0", "--device", "cpu"]
+    b2b_train([*args, "--batch", "1", "--out", str(tmp_path / "ddp")], processes=2)
+    b2b_train([*args, "--batch", "2", "--out", str(tmp_path / "single")], processes=1)
+    b2b_train([*args, "--batch", "1", "--out", str(tmp_path / "half")], processes=1)
+    runs = {run: read_checkpoint(tmp_path / run / "last.pt") for run in ("ddp", "single", "half")}
+    lines = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    penalties = [line["d_penalty"] for line in lines if "d_penalty" in line]
+    assert len(penalties) == 3 and min(penalties) > 0.1, penalties  # the penalty is on at every step
+    # G, D and the average of G. Adam's first steps move each weight by about lr x sign(gradient), so a gradient
+    # that is zero up to rounding may flip a few weights by 2 lr (as one thread against two does): the weight
+    # sets are compared whole, by their distance, to what one process with half the data trains.
+    for part in ("train_state_dict", "critic", "state_dict"):
+        ddp, single, half = (runs[run][part] for run in ("ddp", "single", "half"))
+        assert distance(ddp, single) < 0.05 * distance(ddp, half), part
 
 
 def workers_by_rank(parent: int) -> dict[int, int]:

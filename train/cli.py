@@ -8,12 +8,15 @@ from pathlib import Path
 import click
 
 from blur2blur.errors import run_cli
+from blur2blur.fetch_weights import OFFICIAL, fetch_weights, official_path
 from blur2blur.shipped import CHECKPOINT
 from blur2blur.train.config import (
     CRITIC_INPUTS,
     DEVICES,
     OPTIMIZERS,
     PERCEPTUAL,
+    PRECISIONS,
+    RECIPES,
     SCHEDULES,
     ConverterConfig,
     DeblurrerConfig,
@@ -141,6 +144,9 @@ def run_options(config_class):
         click.option("--log-every", default=d.log_every, show_default=True, help="Steps between metrics.jsonl lines."),
         click.option("--device", type=click.Choice(DEVICES), default=d.device, show_default=True,
                      help="auto: a CUDA GPU when PyTorch sees one (under torchrun, one per process)."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=d.precision, show_default=True,
+                     help="Forward passes in bf16 or fp16 (autocast; fp16 with loss scaling, CUDA only); "
+                          "weights stay fp32."),
     ])
 
 
@@ -173,7 +179,7 @@ def deblurrer(ctx, **options):
 
     Every evaluation reports PSNR and SSIM of the blurry input and of the output on held-out pairs;
     best.pt keeps the best PSNR. Ctrl-C saves; --resume continues exactly. Under `torchrun
-    --nproc_per_node N` it trains with DistributedDataParallel.
+    --nproc_per_node N` each process trains on its share of every batch (gradients averaged).
     """
     from blur2blur.train.deblurrer import train_deblurrer
 
@@ -202,6 +208,11 @@ def kernel(ctx, **options):
 
 
 @main_group.command(context_settings=SETTINGS)
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="cpu", show_default=True,
+              help="Defaults for the options below (those you give still win): cpu (small networks, high rates, "
+                   "for this CPU) or paper (the reference's: mimo-unet and the patchgan judging the images, Adam "
+                   "2e-4 both, batch 1, crop 256, 60000 steps held for a third then decayed linearly, no --ema or "
+                   "--warmup; VGG16 reconstruction with --vgg-weights, else lowpass).")
 @click.option("--blurry", default="",
               help="The camera's blurry images: a folder, a video, a Blur2Blur folder (trainA/), a pair source "
                    "(its blurry side) or synthetic:DOMAIN[?sharp=SRC].")
@@ -249,7 +260,8 @@ def converter(ctx, **options):
     --deblurrer restores. A PatchGAN compares the blur and noise of G's outputs (three sizes; their
     detail band) with those of the camera's own sharp images carrying the known blur; a low-passed
     perceptual loss keeps the content. G starts as the identity; an average of its weights is what is
-    evaluated and saved.
+    evaluated and saved. That is the cpu recipe; --recipe paper trains the reference's networks with its
+    settings instead (the critic judging the images themselves).
 
     best.pt is the G to export: with --val-pairs the best PSNR after the deblurrer, without them the best
     no-reference score (the deblurred output holds the detail and noise of deblurred known-blur frames of
@@ -260,10 +272,15 @@ def converter(ctx, **options):
       b2b-train converter --blurry cam/blurry/ --sharp cam/sharp/ --known synthetic:known \\
           --deblurrer starter --out runs/converter
     Then: b2b-export --deblurrer starter --converter runs/converter/best.pt --out bundle
+
+    Under `torchrun --nproc_per_node N` each process trains G and D on its share of every batch.
     """
     from blur2blur.train.converter import train_converter
 
-    report(train_converter(ConverterConfig(**options), given=explicit(ctx)))
+    given = explicit(ctx)
+    config = ConverterConfig.from_recipe(**{name: options[name] for name in given if name != "recipe"},
+                                         recipe=options["recipe"])
+    report(train_converter(config, given=given))
 
 
 @main_group.command(context_settings=SETTINGS)
@@ -276,6 +293,23 @@ def pack(checkpoint, out):
 
     path = pack_checkpoint(checkpoint, out)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+@main_group.command(name="fetch-weights", context_settings=SETTINGS)
+@click.argument("names", nargs=-1, metavar="NAMES...", type=click.Choice(list(OFFICIAL)))
+@click.option("--list", "show", is_flag=True, help="List the names, their files and whether each is fetched.")
+def fetch(names, show):
+    """Download NAFNet's official weights NAMES into the cache folder, checked by size and sha256; then
+    `--deblurrer NAME` takes them anywhere. An interrupted download resumes."""
+    if not names and not show:
+        raise click.UsageError("name the weights to fetch (--list shows them)")
+    if show:
+        for weights in OFFICIAL.values():
+            state = "fetched" if official_path(weights).is_file() else "not fetched"
+            click.echo(f"{weights.name:18} {weights.file} ({weights.size / 1e6:.0f} MB, {state}): {weights.about}")
+        return
+    for name in names:
+        click.echo(f"{name}: {fetch_weights(OFFICIAL[name])}")
 
 
 def main(argv: list[str] | None = None) -> None:

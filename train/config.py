@@ -12,6 +12,7 @@ from blur2blur.shipped import resolve_checkpoint
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("cosine", "linear", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -21,7 +22,8 @@ class RunConfig:
     `batch` is per process (under torchrun the global batch is batch x processes). Schedules: `cosine`
     decays to `min_lr`; `linear` holds the rate for the first third, then decays linearly to `min_lr` (the
     shape of Blur2Blur's 100 + 200 epochs); `constant` holds it. `warmup` steps ramp the rate up linearly
-    first, which lets a small network take a higher rate.
+    first, which lets a small network take a higher rate. `precision` bf16 or fp16 runs the forward passes
+    under autocast (fp16 with a gradient scaler per optimizer, on CUDA only); the weights stay fp32.
     """
 
     kind: ClassVar[str] = ""  # the checkpoint kind the run trains
@@ -44,6 +46,7 @@ class RunConfig:
     device: str = "auto"
     resume: bool = False
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: none); see core.fit
+    precision: str = "fp32"
 
     def check(self) -> None:
         """A one-line UserError naming the option for any setting out of range (trainers add theirs)."""
@@ -60,6 +63,8 @@ class RunConfig:
             raise UserError(f"--optimizer {self.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"--schedule {self.schedule}: choose one of {', '.join(SCHEDULES)}")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"--precision {self.precision}: choose one of {', '.join(PRECISIONS)}")
         for option, value in {"--beta1": self.beta1, "--beta2": self.beta2}.items():
             if not 0 <= value < 1:
                 raise UserError(f"{option} {value}: must be at least 0 and below 1")
@@ -132,6 +137,19 @@ class KernelConfig(PairConfig):
 
 PERCEPTUAL = ("filters", "lowpass", "deblurrer", "kernel", "vgg16")
 CRITIC_INPUTS = ("detail", "image")
+# A converter recipe is a set of defaults; the settings a user gives explicitly override it.
+RECIPES: dict[str, dict] = {
+    "cpu": {},  # ConverterConfig's own defaults: small networks and high rates, measured on this CPU
+    # The reference Blur2Blur training (method.md): MIMO-UNet, the 70 x 70 PatchGAN with InstanceNorm judging
+    # the images themselves, Adam 2e-4 with betas (0.5, 0.999) for both, hinge loss, gradient penalty 1e-4,
+    # batch 1, 256 crops, no warm-up and no average. Its 100 constant + 200 decaying epochs become `linear`
+    # over --steps: the rate held for the first third, then decayed linearly to --min-lr; 60000 steps are 300
+    # epochs of 200 images. Reconstruction: VGG16 at lambda_rec 0.8 with --vgg-weights, else the lowpass pyramid.
+    "paper": dict(arch="mimo-unet", critic="patchgan", critic_input="image", perceptual="lowpass", lambda_rec=None,
+                  lambda_gp=1e-4, lr=2e-4, critic_lr=2e-4, optimizer="adam", beta1=0.5, beta2=0.999,
+                  weight_decay=0.0, schedule="linear", warmup=0, ema=0.0, batch=1, crop=256, steps=60000,
+                  eval_every=2000, log_every=100),
+}
 
 
 @dataclass
@@ -145,10 +163,12 @@ class ConverterConfig(RunConfig):
     `blurry` and `sharp` are the target camera's unpaired images; `known` the known-blur source (its exact
     sampler for `synthetic:DOMAIN`, or with `kernel` the learned transfer); `deblurrer` the frozen
     known-blur deblurrer that validation runs after G. `lambda_rec` None means the default of the
-    `perceptual` features (see train/perceptual.py).
+    `perceptual` features (see train/perceptual.py). `recipe` names the defaults the settings started
+    from: build a config with `from_recipe` (the class's own defaults are the `cpu` recipe).
     """
 
     kind: ClassVar[str] = "converter"
+    recipe: str = "cpu"
     blurry: str = ""
     sharp: str = ""
     known: str = ""
@@ -182,8 +202,17 @@ class ConverterConfig(RunConfig):
         if self.vgg_weights:  # the file says which features are wanted
             self.perceptual = "vgg16"
 
+    @classmethod
+    def from_recipe(cls, recipe: str = "cpu", **settings) -> ConverterConfig:
+        """The settings of `recipe` (see RECIPES), with `settings` (those the user gave) over them."""
+        if recipe not in RECIPES:
+            raise UserError(f"--recipe {recipe}: choose one of {', '.join(RECIPES)}")
+        return cls(**{**RECIPES[recipe], **settings, "recipe": recipe})
+
     def check(self) -> None:
         super().check()
+        if self.recipe not in RECIPES:
+            raise UserError(f"--recipe {self.recipe}: choose one of {', '.join(RECIPES)}")
         for option, value in (("--blurry", self.blurry), ("--sharp", self.sharp), ("--known", self.known),
                               ("--deblurrer", self.deblurrer)):
             if not value:

@@ -10,6 +10,9 @@ which the frozen known-blur deblurrer then restores. Its objective (method.md):
   the blur and the noise, not the content's colours or layout, which differ between unpaired sets;
 - reconstruction: a perceptual L1 between each output and the input at that size keeps the content.
 
+Two recipes (`--recipe`, config.RECIPES): `cpu`, the default, small networks and high rates measured on
+this CPU; `paper`, the reference's networks and settings (the critic judging the images themselves).
+
 Stability: G starts as the identity (its output convs are zero), the rates warm up, and validation and
 export use an exponential moving average of G's weights. With paired data of the camera (`--val-pairs`)
 each evaluation reports PSNR/SSIM of the deblurrer alone and after G, and best.pt keeps the best PSNR.
@@ -103,11 +106,13 @@ def open_side(spec: str, side: int, option: str):
 
 
 class UnpairedCrops(Dataset):
-    """Item n: (a crop of the camera's blurry images, a "real" crop for D), each flipped at random.
+    """Item n: (a crop of the camera's blurry images, a "real" crop for D, the weight of the real crop in the
+    gradient penalty's interpolate), the crops flipped at random.
 
     The real crop is a crop of the camera's sharp images with the known blur put on it by `transfer`
     (cut from a larger window, so the blur sees real context), or, without a transfer, a crop of the
-    known blurry images themselves. A pure function of n.
+    known blurry images themselves. A pure function of n, the interpolation weight too: so the processes of
+    a distributed run draw together what one process with their whole batch would.
     """
 
     def __init__(self, blurry, real, crop: int, seed: int, transfer=None) -> None:
@@ -119,7 +124,7 @@ class UnpairedCrops(Dataset):
     def __len__(self) -> int:
         return 2**62
 
-    def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, n, 2])
         (blurry,) = random_window([pick(self.blurry, n, self.seed, 0)], self.crop, rng)
         if self.transfer is None:
@@ -129,7 +134,7 @@ class UnpairedCrops(Dataset):
             (window,) = random_window([pick(self.real, n, self.seed, 1)], self.crop + 2 * m, rng)
             real = self.transfer.apply(np.ascontiguousarray(window), rng)[m:-m, m:-m]
         (blurry,), (real,) = augment([blurry], rng, False), augment([real], rng, False)
-        return bgr_to_tensor(blurry), bgr_to_tensor(real)
+        return bgr_to_tensor(blurry), bgr_to_tensor(real), torch.tensor(rng.random(), dtype=torch.float32)
 
 
 def detail_band(image: torch.Tensor) -> torch.Tensor:
@@ -185,6 +190,10 @@ class ConverterTask:
         self.perceptual = perceptual_loss(config.perceptual, self.deblurrer, kernel, config.vgg_weights)
         self.lambda_rec = DEFAULT_LAMBDA_REC[config.perceptual] if config.lambda_rec is None else config.lambda_rec
         self.lambda_gp = config.lambda_gp
+        if config.recipe == "paper" and config.perceptual != "vgg16":
+            log.warning("--recipe paper without --vgg-weights: the reconstruction loss is the L1 of the %s features "
+                        "(lambda_rec %g) instead of the paper's VGG16 perceptual; give --vgg-weights "
+                        "vgg16-397923af.pth for the reference's", config.perceptual, self.lambda_rec)
 
         blurry = open_side(config.blurry, 0, "--blurry")
         sharp = open_side(config.sharp, 1, "--sharp")
@@ -204,7 +213,7 @@ class ConverterTask:
             if config.val_pairs else None
         self.val_size = config.val_size
         # Fixed crops for the no-reference figures, drawn from items training never reaches.
-        self.probe = [self.dataset[PROBE_START + i] for i in range(PROBE_COUNT)]
+        self.probe = [self.dataset[PROBE_START + i][:2] for i in range(PROBE_COUNT)]
         self.best_metric = "val_psnr" if self.val is not None else "noref_score"
 
         self.model = create_model(config.arch)  # the identity at first (see models/mimo_unet.py)
@@ -229,7 +238,7 @@ class ConverterTask:
         return critic(self.critic_input(image))
 
     def critic_loss(self, critic: nn.Module, model: nn.Module, batch: list[torch.Tensor]):
-        blurry, real = batch
+        blurry, real, alpha = batch
         with torch.no_grad():
             fakes = model(blurry)
         reals = scales(real)
@@ -237,18 +246,21 @@ class ConverterTask:
         scores_fake = [self.judge(critic, f) for f in fakes]
         hinge = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(scores_real, scores_fake))
         hinge = 0.5 * hinge / len(reals)
-        # The reference's penalty: (|grad D| - 1)^2 at random interpolates of real and fake (full size).
-        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
-        mixed = (alpha * self.critic_input(real) + (1 - alpha) * self.critic_input(fakes[-1])).requires_grad_(True)
-        grad, = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-        penalty = (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+        # The reference's penalty: (|grad D| - 1)^2 at random interpolates of real and fake (full size). Its
+        # gradient is taken in fp32, outside the run's autocast: a half-precision input gradient would underflow.
+        with torch.autocast(real.device.type, enabled=False):
+            alpha = alpha.view(-1, 1, 1, 1)
+            mixed = alpha * self.critic_input(real) + (1 - alpha) * self.critic_input(fakes[-1].float())
+            mixed.requires_grad_(True)
+            grad, = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+            penalty = (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
         figures = {"d_hinge": hinge.detach(), "d_penalty": penalty.detach(),
                    "d_real": torch.stack([s.mean() for s in scores_real]).mean().detach(),
                    "d_fake": torch.stack([s.mean() for s in scores_fake]).mean().detach()}
         return hinge + self.lambda_gp * penalty, figures
 
     def loss(self, model: nn.Module, batch: list[torch.Tensor]):
-        blurry, _ = batch
+        blurry = batch[0]
         self._frozen_to(blurry.device)
         outputs = model(blurry)
         rec = sum(self.perceptual(o, t) for o, t in zip(outputs, scales(blurry)))

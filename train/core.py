@@ -7,8 +7,11 @@ own. The loop makes a run trustworthy:
   function of the step, so a run stopped at step k and resumed ends with the weights of an uninterrupted one;
 - **interruption**: Ctrl-C or SIGTERM finishes the current step, saves `last.pt` and stops;
 - **divergence**: a NaN or Inf loss stops the run and leaves the last good checkpoint untouched;
-- **distributed**: under torchrun every process trains a DistributedDataParallel copy on its share of
-  each batch; rank 0 alone evaluates, logs and writes files.
+- **distributed**: under torchrun every process trains a copy on its share of each batch, the gradients
+  averaged over the processes after each backward (see train/distributed.py); rank 0 alone evaluates, logs
+  and writes files;
+- **precision**: `--precision bf16|fp16` runs the forward passes under autocast, fp16 with one gradient
+  scaler per optimizer whose state travels in last.pt; weights, optimizer state and evaluation stay fp32.
 
 A task may also bring a `critic` (a GAN's discriminator), stepped with its own optimizer before the model
 at every step, and a run may keep an exponential moving average of the weights (`--ema`): then the
@@ -36,7 +39,6 @@ from typing import Callable, Iterable, Iterator, Protocol
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -83,7 +85,8 @@ class CriticTask(Task, Protocol):
     critic_lr: float  # its peak learning rate (the schedule is the model's)
 
     def critic_loss(self, critic: nn.Module, model: nn.Module, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The critic's loss for one batch (the model's output taken without gradients) and its figures."""
+        """The critic's loss for one batch (the model's output taken without gradients) and its figures. It runs
+        under the run's autocast: a gradient penalty takes its gradient outside it, in fp32."""
 
 
 @dataclass
@@ -164,6 +167,17 @@ def lr_factor(config: RunConfig) -> Callable[[int], float]:
         return warm * decay(min(step, steps) / steps)
 
     return factor
+
+
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
+FP16_DEVICES = ("cuda",)  # the CPU computes fp16 slowly and gains nothing by it: bf16 is its half precision
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The dtype the forward passes autocast to on `device` (None: fp32, no autocast)."""
+    if precision == "fp16" and device.type not in FP16_DEVICES:
+        raise UserError(f"--precision fp16 needs a CUDA GPU (here: {device.type}): use --precision bf16 or fp32")
+    return HALF.get(precision)
 
 
 def make_optimizer(parameters: Iterable[nn.Parameter], config: RunConfig, lr: float | None = None
@@ -291,6 +305,7 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
                 try:
                     config, state = resume_config(config, given)
                     config.check()
+                    autocast_dtype(config.precision, dist.device)  # fp16 without a GPU fails before the data loads
                     for name in ("last.pt", "best.pt"):
                         remove_stale_temporaries(out / name)  # left by a killed run: no live writer holds the lock
                     if state is None:
@@ -326,13 +341,19 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
     average = copy.deepcopy(model).requires_grad_(False) if config.ema else None
     evaluated = average if average is not None else model  # what is evaluated and saved as the run's model
+    half = autocast_dtype(config.precision, dist.device)
+
+    def forward() -> torch.autocast:
+        """The context of the forward passes and losses (backward and the optimizer run outside it)."""
+        return torch.autocast(dist.device.type, dtype=half, enabled=half is not None)
+
+    scaler = torch.amp.GradScaler(dist.device.type, enabled=config.precision == "fp16")
     critic = getattr(task, "critic", None)
     if critic is not None:
-        if dist.world > 1:
-            raise UserError(f"{task.kind} training has a critic and runs in one process: start it without torchrun")
         critic = critic.to(dist.device, memory_format=torch.channels_last)
         critic_optimizer = make_optimizer(critic.parameters(), config, task.critic_lr)
         critic_schedule = torch.optim.lr_scheduler.LambdaLR(critic_optimizer, lr_factor(config))
+        critic_scaler = torch.amp.GradScaler(dist.device.type, enabled=config.precision == "fp16")
     start, metrics, best = 0, {}, {}
     if state is not None:
         world = state["meta"].get("world", 1)
@@ -346,11 +367,17 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
             critic.load_state_dict(state["critic"])
             critic_optimizer.load_state_dict(state["critic_optimizer"])
             critic_schedule.load_state_dict(state["critic_schedule"])
+            if "critic_scaler" in state:
+                critic_scaler.load_state_dict(state["critic_scaler"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
+        if "scaler" in state:  # fp16 runs: the loss scale and its growth count, so that resume is exact
+            scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"], dist.device)
         start, metrics, best = state["meta"]["step"], state["meta"]["metrics"], state["meta"]["best"]
-    train_model = DistributedDataParallel(model) if dist.world > 1 else model
+    for module in (model, critic, average):  # every process starts from rank 0's copy
+        if module is not None:
+            dist.broadcast(list(module.parameters()) + list(module.buffers()))
     resumed = state is not None
     records = MetricsLog(out / "metrics.jsonl", resume_from=start if resumed else None) if dist.main else None
     saved_step = start if resumed else None  # the step last.pt holds: the last good checkpoint
@@ -361,9 +388,13 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
         extra = {}
         if average is not None:
             extra["train_state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if scaler.is_enabled():
+            extra["scaler"] = scaler.state_dict()
         if critic is not None:
             extra.update(critic={k: v.detach().cpu() for k, v in critic.state_dict().items()},
                          critic_optimizer=critic_optimizer.state_dict(), critic_schedule=critic_schedule.state_dict())
+            if critic_scaler.is_enabled():
+                extra["critic_scaler"] = critic_scaler.state_dict()
         save_checkpoint(last, evaluated, task.kind, meta=meta, optimizer=optimizer.state_dict(),
                         schedule=schedule.state_dict(), rng=_rng_state(dist.device), **extra)
 
@@ -407,23 +438,21 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
                 batch = [_to_device(t, dist.device) for t in batch]
                 figures = {}
                 if critic is not None:  # the critic first, against the model as it stands
-                    critic_loss, figures = task.critic_loss(critic, model, batch)
+                    with forward():
+                        critic_loss, figures = task.critic_loss(critic, model, batch)
                     _check_finite(dist, critic_loss, figures, step, last, saved_step, config)
-                    critic_optimizer.zero_grad(set_to_none=True)
-                    critic_loss.backward()
-                    critic_optimizer.step()
+                    _descend(critic_loss, critic, critic_optimizer, critic_scaler, dist)
                     critic_schedule.step()
-                loss, model_figures = task.loss(train_model, batch)
+                with forward():
+                    loss, model_figures = task.loss(model, batch)
                 figures.update(model_figures)
                 stopping = _check_finite(dist, loss, figures, step, last, saved_step, config, stop["by"] is not None)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                _descend(loss, model, optimizer, scaler, dist)
                 schedule.step()
                 if average is not None:
                     _update_average(average, model, config.ema, step)
                 for key, value in figures.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach()
+                    sums[key] = sums.get(key, 0.0) + value.detach().float()  # bf16 figures summed in fp32
                 window += 1
                 bar.update()
                 if dist.main and (step % config.log_every == 0 or step == config.steps):
@@ -456,6 +485,18 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     stopped_by = (stop["by"] or "SIGTERM") if stopping and step < config.steps else None  # signalled: any process
     return RunResult(last, best_path if best_path.exists() else None, step, config.steps, metrics, stopped_by,
                      dist.main)
+
+
+def _descend(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+             dist: Dist) -> None:
+    """One step of `optimizer` down `loss`: the gradients (scaled in fp16, so that they do not underflow) averaged
+    over the processes, then applied (in fp16 skipped, on every process alike, when one is Inf or NaN)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    dist.average_gradients(module)
+    scaler.step(optimizer)
+    scaler.update()
+    dist.broadcast(list(module.buffers()))  # running statistics, if a network keeps any: rank 0's, as DDP does
 
 
 def _check_finite(dist: Dist, loss: torch.Tensor, figures: dict[str, torch.Tensor], step: int, last: Path,

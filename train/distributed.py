@@ -2,6 +2,11 @@
 
 Under `torchrun --nproc_per_node N` (which sets RANK, WORLD_SIZE and LOCAL_RANK) every process joins one
 group, gloo on the CPU and nccl on GPUs; rank 0 alone logs and writes files.
+
+Processes keep their copies equal by hand rather than with DistributedDataParallel: they start from rank
+0's weights, and after each backward every gradient becomes its mean over the processes (what DDP computes).
+DDP's reducer cannot follow a second-order gradient (torch.autograd.grad with create_graph, as in a critic's
+gradient penalty), and one way for every trainer is simpler than two.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist
+from torch import nn
 
 from blur2blur.errors import UserError
 from blur2blur.train.config import DEVICES
@@ -41,6 +47,30 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             torch_dist.barrier()
+
+    def broadcast(self, tensors: list[torch.Tensor]) -> None:
+        """Rank 0's values of `tensors` (the same list on every process) copied into every process's."""
+        if self.world > 1:
+            for tensor in tensors:
+                torch_dist.broadcast(tensor.data, src=0)
+
+    def average_gradients(self, module: nn.Module) -> None:
+        """Each gradient of `module` replaced by its mean over the processes, in one all-reduce.
+
+        Parameters without a gradient are left out on every process alike (the same network runs the same code).
+        """
+        if self.world == 1:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch_dist.all_reduce(flat)
+        flat /= self.world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view(g.shape))  # copy_ keeps g's own memory layout
+            offset += g.numel()
 
 
 def _device(name: str, local_rank: int) -> torch.device:
