@@ -163,7 +163,7 @@ class NAFNet(nn.Module):
 def _windows(n, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Along an axis of length `n` (an int or a size traced for ONNX): each position's window [start, end) of
     `k` samples, shifted inside the axis at its ends, and the window's length min(k, n)."""
-    n = torch.as_tensor(n)
+    n = n if isinstance(n, torch.Tensor) else torch.tensor(n)  # a traced size stays dynamic in ONNX
     length = torch.minimum(n, torch.tensor(k))  # Min and Max, not Clip: the graph's one Clip is its output's
     start = torch.minimum(torch.maximum(torch.arange(n) - (k - 1) // 2, torch.tensor(0)), n - length)
     return start, start + length, length
