@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import cv2
@@ -31,13 +31,15 @@ class HandPose:
     """Hand landmarks on every restored frame; `num_hands` at most, each above `min_confidence`.
 
     `video`: MediaPipe's video mode, which tracks hands from frame to frame (timestamps must increase); else
-    its image mode, where every image is detected on its own and the timestamp is ignored.
+    its image mode, where every image is detected on its own and the timestamp is ignored. `quiet`: LiteRT's
+    native stderr lines (a warning for a frame it must copy, at random) discarded during detection too; for
+    batch evaluation, where no other thread writes to stderr meanwhile.
     """
 
     emits_records = True
 
     def __init__(self, hand_model: str | None = None, num_hands: int = 2, min_confidence: float = 0.5,
-                 video: bool = True) -> None:
+                 video: bool = True, quiet: bool = False) -> None:
         path = resolve_hand_model(hand_model)
         try:
             import mediapipe as mp
@@ -49,7 +51,7 @@ class HandPose:
             base_options=BaseOptions(model_asset_path=str(path)), running_mode=mode, num_hands=num_hands,
             min_hand_detection_confidence=min_confidence, min_hand_presence_confidence=min_confidence,
             min_tracking_confidence=min_confidence)
-        self.mp, self.video = mp, video
+        self.mp, self.video, self.quiet = mp, video, quiet
         with native_stderr_silenced():  # LiteRT's start-up lines would bury the run's own output
             try:
                 self.landmarker = vision.HandLandmarker.create_from_options(options)
@@ -67,10 +69,11 @@ class HandPose:
 
     def detect(self, frame: np.ndarray, timestamp_ms: int = 0) -> list[dict]:
         """The hands in a BGR frame: handedness, score and 21 landmarks [x px, y px, z]."""
-        if self.video:  # the warm-up took timestamp 0: frames start at 1
-            result = self.landmarker.detect_for_video(self.image(frame), timestamp_ms + 1)
-        else:
-            result = self.landmarker.detect(self.image(frame))
+        with native_stderr_silenced() if self.quiet else nullcontext():
+            if self.video:  # the warm-up took timestamp 0: frames start at 1
+                result = self.landmarker.detect_for_video(self.image(frame), timestamp_ms + 1)
+            else:
+                result = self.landmarker.detect(self.image(frame))
         height, width = frame.shape[:2]
         hands = []
         for landmarks, handedness in zip(result.hand_landmarks, result.handedness):

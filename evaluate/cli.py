@@ -182,7 +182,7 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
         with ExitStack() as stack:
             grids = stack.enter_context(grid_folder(grid))
             most = max(len(photo.hands) for photo in photos)  # annotated hands in one photo; at least the app's 2
-            detector = HandPose(hand_model, num_hands=max(2, most), video=False)  # before the models: fails at once
+            detector = HandPose(hand_model, num_hands=max(2, most), video=False, quiet=True)  # fails at once
             stack.callback(detector.close)
             restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
             for restorer in restorers:
@@ -206,7 +206,7 @@ def _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify,
         restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
         for restorer in restorers:
             stack.callback(restorer.close)
-        result = evaluate_handpose_video(source, restorers, lambda: HandPose(hand_model), max_frames)
+        result = evaluate_handpose_video(source, restorers, lambda: HandPose(hand_model, quiet=True), max_frames)
     _report(format_video_table(result), result["frames"], None, json_file, result)
 
 
