@@ -138,13 +138,15 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, 
 @click.option("--domain", help="The blur to put on the photos: a domain of b2b-train synth (see b2b-train synth "
               "--help), e.g. the camera the converter was trained for. Not with --video.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the blur drawn for each photo.")
+@click.option("--draws", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Blur each photo this many times (different blurs of the domain): more hands to measure on.")
 @click.option("--video", type=click.Path(), help="Your own blurry footage instead of photos (no ground truth): frames "
               "with a hand and landmark jitter, as they are and restored, MediaPipe in video mode.")
 @click.option("--max-frames", default=300, show_default=True, type=click.IntRange(min=0),
               help="With --video: at most this many frames from the start (0: all).")
 @click.option("--hand-model", type=click.Path(), help="hand_landmarker.task [default: as b2b-run --app handpose].")
 def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify, json_path, grid, report, keypoints,
-                     images, domain, seed, video, max_frames, hand_model):
+                     images, domain, seed, draws, video, max_frames, hand_model):
     """Hand-landmark detection on sharp, blurry and restored photos: the share of hands detected and the mean
     keypoint error as a fraction of the hand's size. With --video, on your own blurry footage instead: frames
     with a hand and landmark jitter between consecutive frames, blurry vs restored.
@@ -153,7 +155,7 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
     Examples:
       b2b-eval handpose --keypoints hands/annotated_mmpose --domain lowlight \\
           --deblurrer starter --converter runs/conv/best.pt
-      b2b-eval handpose --images my_hand_photos/ --domain lowlight --bundle bundle --json hands.json
+      b2b-eval handpose --images my_hand_photos/ --domain lowlight --bundle bundle --draws 4 --json hands.json
       b2b-eval handpose --video my_blurry_clip.mp4 --bundle bundle
     """
     from blur2blur.apps.handpose import HandPose
@@ -165,9 +167,9 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
 
     json_file = writable_file(json_path, "--json") if json_path else None
     if video:
-        if keypoints or images or domain or grid or report:
-            raise UserError("--video takes the footage as it is: drop --keypoints, --images, --domain, --grid and "
-                            "--report")
+        if keypoints or images or domain or grid or report or draws != 1:
+            raise UserError("--video takes the footage as it is: drop --keypoints, --images, --domain, --draws, --grid "
+                            "and --report")
         return _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify, json_file, video, max_frames,
                                hand_model)
     if not domain:
@@ -187,8 +189,8 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
             restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
             for restorer in restorers:
                 stack.callback(restorer.close)
-            result = evaluate_handpose(photos, blur, restorers, detector, seed, grids)
-        _report(format_handpose_table(result), result["photos"], grid, json_file, result, report,
+            result = evaluate_handpose(photos, blur, restorers, detector, seed, grids, draws)
+        _report(format_handpose_table(result), len(result["images"]), grid, json_file, result, report,
                 _checkpoints(bundle, deblurrer, converter))
 
 

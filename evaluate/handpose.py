@@ -5,8 +5,9 @@ sharp, the blurry and each restored image. Each reference hand is either annotat
 COCO-style JSON, such as OneHand10K's or CMU Panoptic's in mmpose) or, for photos without annotations, what the
 landmarker finds in the sharp image. A detection is of a reference hand when its 21 landmarks lie, on average,
 within half the hand's size of the reference's (the size is the larger side of the hand's box; pairs are matched
-closest first). Reported per image kind: the share of reference hands detected, and the mean keypoint error of
-the detected ones as a fraction of the hand's size.
+closest first). Reported per image kind: the share of reference hands detected, the mean keypoint error of the
+detected ones as a fraction of the hand's size, and, since each kind detects its own set of hands, the errors of
+a kind and of the blurry images on the hands both detect. Each photo may be blurred several times (`draws`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from blur2blur.errors import UserError
-from blur2blur.evaluate.grids import Grids
+from blur2blur.evaluate.grids import Grids, grid_name
 from blur2blur.evaluate.restorers import LABELS, Restorer
 from blur2blur.images import IMAGE_SUFFIXES, is_image, natural_key, read_bgr
 
@@ -170,43 +171,59 @@ def _reference_from(hands: list[dict]) -> list[ReferenceHand]:
     return references
 
 
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
 def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer], detector, seed: int = 0,
-                      grids: Grids | None = None) -> dict:
+                      grids: Grids | None = None, draws: int = 1) -> dict:
     """Detection rate and keypoint error of `detector` (HandPose in image mode) on the sharp, blurry and
-    restored versions of every photo. With `grids`, a comparison per photo with the landmarks drawn."""
+    restored versions of every photo, blurred `draws` times (blur i of photo n from the seed [seed, n, i]; the
+    first, [seed, n]). With `grids`, a comparison per photo and draw with the landmarks drawn."""
     from blur2blur.apps.handpose import draw_hands
 
     keys = ["sharp", "blurry"] + [r.key for r in restorers]
     rows, start = [], time.perf_counter()
-    for index, photo in enumerate(tqdm(photos, desc="evaluating", unit="photo", leave=False, disable=None)):
+    bar = tqdm(total=len(photos) * draws, desc="evaluating", unit="image", leave=False, disable=None)
+    for index, photo in enumerate(photos):
         image = read_bgr(photo.path)
         if image is None:
             raise UserError(f"{photo.path}: cannot be read as an image")
         if min(image.shape[:2]) <= 2 * domain.margin:
             raise UserError(f"{photo.path}: {image.shape[1]}x{image.shape[0]} is too small for the {domain.name} "
                             f"blur (needs over {2 * domain.margin} px a side)")
-        sharp, blurry = blur_image(domain, image, np.random.default_rng([seed, index]))
-        versions = {"sharp": sharp, "blurry": blurry, **{r.key: r.restore(blurry) for r in restorers}}
-        detections = {key: detector.detect(version) for key, version in versions.items()}
-        references = photo.hands or _reference_from(detections["sharp"])
-        row = {"name": photo.name, "annotated": photo.annotated, "reference_hands": len(references)}
-        for key in keys:
-            row[key] = {"found": len(detections[key]), "errors": match_hands(detections[key], references)}
-        rows.append(row)
-        if grids:
-            grids.write(photo.name, [(draw_hands(versions[key].copy(), detections[key]), LABELS[key])
-                                     for key in keys])
+        for draw in range(draws):
+            sharp, blurry = blur_image(domain, image, np.random.default_rng([seed, index] + ([draw] if draw else [])))
+            versions = {"sharp": sharp, "blurry": blurry, **{r.key: r.restore(blurry) for r in restorers}}
+            detections = {key: detector.detect(version) for key, version in versions.items()}
+            references = photo.hands or _reference_from(detections["sharp"])
+            row = {"name": photo.name, "draw": draw, "annotated": photo.annotated, "reference_hands": len(references)}
+            for key in keys:
+                row[key] = {"found": len(detections[key]), "errors": match_hands(detections[key], references)}
+            rows.append(row)
+            if grids:
+                name = photo.name if draws == 1 else f"{grid_name(photo.name)[:-4]}_draw{draw + 1}"
+                grids.write(name, [(draw_hands(versions[key].copy(), detections[key]), LABELS[key])
+                                   for key in keys])
+            bar.update()
+    bar.close()
     if not any(row["reference_hands"] for row in rows):
         raise UserError("no reference hand: the landmarker finds no hand in any sharp photo (give photos with "
                         "hands, or --keypoints with their annotations)")
     summary = {}
+    blurry_errors = [e for row in rows for e in row["blurry"]["errors"]]
     for key in keys:
         errors = [e for row in rows for e in row[key]["errors"]]
         found = [e for e in errors if e is not None]
+        both = [(e, b) for e, b in zip(errors, blurry_errors) if e is not None and b is not None]
         summary[key] = {"hands": len(errors), "detected": len(found),
                         "rate": len(found) / len(errors),
-                        "error": float(np.mean(found)) if found else None}
-    return {"domain": domain.name, "photos": len(rows), "annotated": all(p.annotated for p in photos),
+                        "error": _mean(found),
+                        "both_detected": len(both),  # hands this kind and the blurry images detect
+                        "error_both": _mean([e for e, _ in both]),
+                        "blurry_error_both": _mean([b for _, b in both])}
+    return {"domain": domain.name, "photos": len(photos), "draws": draws,
+            "annotated": all(p.annotated for p in photos),
             "columns": {"sharp": "sharp", "blurry": f"blurry ({domain.name})",
                         **{r.key: r.description for r in restorers}},
             "images": rows, "summary": summary, "seconds": round(time.perf_counter() - start, 2)}
@@ -215,10 +232,19 @@ def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer]
 def format_handpose_table(result: dict) -> str:
     """A markdown table: hands detected and the mean keypoint error per image kind."""
     reference = "annotated keypoints" if result["annotated"] else "the hands found in the sharp images"
-    lines = ["| images | hands detected | mean keypoint error (of hand size) |", "|---|---|---|"]
+    lines = ["| images | hands detected | mean keypoint error (of hand size) | on the hands blurry also detects: "
+             "this / blurry (hands) |", "|---|---|---|---|"]
     for key, figures in result["summary"].items():
         name = f"blurry ({result['domain']})" if key == "blurry" else LABELS[key]
         error = "-" if figures["error"] is None else f"{figures['error']:.3f}"
-        lines.append(f"| {name} | {figures['detected']}/{figures['hands']} ({figures['rate']:.0%}) | {error} |")
-    return "\n".join(lines + ["", f"{result['photos']} photos; reference: {reference}; the error is over the hands "
-                              "detected, each keypoint's distance divided by the larger side of the hand's box"])
+        both = "-"
+        if key != "blurry" and figures.get("both_detected"):  # absent from files of older versions
+            both = (f"{figures['error_both']:.3f} / {figures['blurry_error_both']:.3f} "
+                    f"({figures['both_detected']})")
+        lines.append(f"| {name} | {figures['detected']}/{figures['hands']} ({figures['rate']:.0%}) | "
+                     f"{error} | {both} |")
+    draws = result.get("draws", 1)
+    blurred = f"{result['photos']} photos" + (f", each blurred {draws} times" if draws > 1 else "")
+    return "\n".join(lines + ["", f"{blurred}; reference: {reference}; the error is over the hands detected, each "
+                              "keypoint's distance divided by the larger side of the hand's box"])
+

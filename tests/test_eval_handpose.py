@@ -47,6 +47,32 @@ def test_annotated_photos_sharp_blurry_and_restored(shared_data, tmp_path):
     assert summary["bundle"] == summary["blurry"]
     assert summary["blurry"]["detected"] < 4 or summary["blurry"]["error"] > summary["sharp"]["error"]
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["1402.png", "33.png", "784.png", "9.png"]
+    # the identity bundle detects exactly the blurry image's hands: on them, its error is blurry's
+    assert summary["bundle"]["both_detected"] == summary["blurry"]["detected"]
+    assert summary["bundle"]["error_both"] == summary["bundle"]["blurry_error_both"] == summary["blurry"]["error"]
+
+
+def test_each_photo_blurred_several_times_and_compared_on_the_hands_both_detect(shared_data, tmp_path):
+    result = b2b_eval("--keypoints", shared_data / ONEHAND / "test_onehand10k.json", "--domain", "defocus",
+                      "--draws", "3", "--seed", "5", "--json", tmp_path / "hands.json", "--grid", tmp_path / "grids",
+                      "--deblurrer", "starter")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "hands.json").read_text())
+    assert figures["photos"] == 4 and figures["draws"] == 3 and len(figures["images"]) == 12
+    assert "4 photos, each blurred 3 times" in result.stdout and "wrote 12 grids" in result.stdout
+    assert len(list((tmp_path / "grids").iterdir())) == 12
+    rows = figures["images"]
+    assert [row["draw"] for row in rows[:3]] == [0, 1, 2] and len({row["name"] for row in rows[:3]}) == 1
+    summary = figures["summary"]
+    assert summary["sharp"]["hands"] == summary["deblurrer"]["hands"] == 12
+    for key in ("sharp", "deblurrer"):  # recomputed from the rows: hands detected in this kind and in blurry
+        both = [(r[key]["errors"][0], r["blurry"]["errors"][0]) for r in rows
+                if r[key]["errors"][0] is not None and r["blurry"]["errors"][0] is not None]
+        assert summary[key]["both_detected"] == len(both) > 0
+        assert summary[key]["error_both"] == pytest.approx(np.mean([e for e, _ in both]))
+        assert summary[key]["blurry_error_both"] == pytest.approx(np.mean([b for _, b in both]))
+    assert summary["sharp"]["error_both"] < summary["sharp"]["blurry_error_both"]  # sharp beats blurry on its hands
+    assert f"({summary['deblurrer']['both_detected']}) |" in result.stdout
 
 
 def test_photos_without_annotations_take_the_sharp_detections_as_reference(shared_data, tmp_path):
@@ -83,6 +109,7 @@ def test_bad_input_is_one_line(shared_data, tmp_path):
     fails("holds no .json", "--keypoints", tmp_path / "empty", "--domain", "known")
     fails("--domain", "--images", shared_data / ONEHAND, "--domain", "fog")
     fails("give hand photos", "--domain", "known")
+    fails("--draws", "--video", shared_data / ONEHAND / "9.jpg", "--draws", "2")
     fails("--grid", "--images", shared_data / ONEHAND, "--domain", "known", "--grid", tmp_path / "missing_image.json")
 
 
