@@ -11,7 +11,9 @@ For each unknown camera preset, from sharp content this script names:
 
 then PSNR/SSIM on held-out pairs of the camera made from other content (the Kodak crops in ../shared when
 present): the blurry input, the deblurrer alone, after the converter, the upper bound, the gain over the blurry
-input and the share of the gap (upper bound - deblurrer alone) the converter closes. Every evaluation of G during
+input and the share of the gap (upper bound - deblurrer alone) the converter closes. Beside them, what a perfect
+G would give: the test pairs' sharp images with the known blur (drawn per pair), deblurred; the most any G can
+reach with this deblurrer. Every evaluation of G during
 training runs on those test pairs (they only measure; G never trains on them), so the table also shows how far
 the no-pairs pick is from the run's best checkpoint (the oracle). Every step is seeded: the same command prints
 the same table.
@@ -24,17 +26,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from blur2blur.images import read_bgr, write_atomic_png
 from blur2blur.models.checkpoint import load_checkpoint
+from blur2blur.shipped import resolve_checkpoint
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
 from blur2blur.train.content import load_sharp_images
 from blur2blur.train.converter import train_converter
 from blur2blur.train.datasets import open_pairs
 from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
-from blur2blur.train.domains import CAMERAS
+from blur2blur.train.domains import CAMERAS, DOMAINS
 from blur2blur.train.synth import synthesize
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
@@ -90,6 +97,22 @@ def upper_bound(work: Path, name: str, images: list, known: str, steps: int) -> 
         eval_every=10**9, val_count=0, resume=(run / "last.pt").exists())))
 
 
+def perfect_converter(deblurrer, test: Path, work: Path, name: str, draws: int = 8) -> dict:
+    """The deblurrer's figures on the `test` pairs' sharp images given exactly the known blur (`draws` blurs of
+    each): what a G that turned the camera's frames into known-blur frames, and did nothing else, would give."""
+    folder = work / f"perfect-{name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    for sub in ("blur", "sharp"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    known = DOMAINS["known"]
+    for index, path in enumerate(sorted((test / "sharp").glob("*.png"))):
+        for draw in range(draws):
+            sharp, blurry = known.render(read_bgr(path), np.random.default_rng([5, index, draw]))
+            write_atomic_png(folder / "sharp" / f"{path.stem}_{draw}.png", sharp)
+            write_atomic_png(folder / "blur" / f"{path.stem}_{draw}.png", blurry)
+    return evaluate_deblurrer(deblurrer, open_pairs(str(folder)), 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--domains", default=",".join(CAMERAS), help="camera presets (default: all)")
@@ -120,6 +143,7 @@ def main() -> None:
 
     train_images = load_sharp_images(args.train_sharp)
     test_images = load_sharp_images(args.test_sharp)
+    known = load_checkpoint(resolve_checkpoint(args.deblurrer, "--deblurrer"), "deblurrer")[0].eval()
     rows = []
     for name in names:
         test = work / f"test-{name}"
@@ -128,11 +152,12 @@ def main() -> None:
         upper = load_checkpoint(upper_bound(work, name, train_images, args.deblurrer, args.upper_steps),
                                 "deblurrer")[0].eval()
         bound = evaluate_deblurrer(upper, open_pairs(str(test)), 0)
+        perfect = perfect_converter(known, test, work, name)
         ours, best_test = no_pairs_pick(run)
         seconds = (timed(run), timed(work / f"upper-{name}"))
-        rows.append((name, ours, bound, best_test, seconds))
+        rows.append((name, ours, bound, perfect, best_test, seconds))
         print(f"{name}: blurry {ours['val_psnr_input']:.2f}, alone {ours['val_psnr_deblurred']:.2f}, converted "
-              f"{ours['val_psnr']:.2f}, upper bound {bound['val_psnr']:.2f} "
+              f"{ours['val_psnr']:.2f}, perfect G {perfect['val_psnr']:.2f}, upper bound {bound['val_psnr']:.2f} "
               f"({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
 
     minutes = (time.perf_counter() - start) / 60
@@ -140,14 +165,15 @@ def main() -> None:
           f"({args.converter_steps} steps, perceptual {args.perceptual}); upper bound: {args.deblurrer} fine-tuned "
           f"{args.upper_steps} steps on 200 pairs of the camera; test: {args.count} pairs of 128 x 128 per camera "
           f"from {args.test_sharp}; PSNR / SSIM\n")
-    print("| camera | blurry input | deblurrer alone | after the converter | upper bound | vs blurry | gap closed "
-          "| no-pairs pick vs the run's best | CPU s: G / upper |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, ours, bound, best_test, (g_seconds, upper_seconds) in rows:
+    print("| camera | blurry input | deblurrer alone | after the converter | perfect G | upper bound | vs blurry "
+          "| gap closed | no-pairs pick vs the run's best | CPU s: G / upper |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, ours, bound, perfect, best_test, (g_seconds, upper_seconds) in rows:
         alone, after, best = ours["val_psnr_deblurred"], ours["val_psnr"], bound["val_psnr"]
         closed = f"{(after - alone) / (best - alone):.0%}" if best - alone >= 1.0 else "(gap < 1 dB)"
         print(f"| {name} | {ours['val_psnr_input']:.2f} / {ours['val_ssim_input']:.3f} | "
               f"{alone:.2f} / {ours['val_ssim_deblurred']:.3f} | {after:.2f} / {ours['val_ssim']:.3f} | "
+              f"{perfect['val_psnr']:.2f} / {perfect['val_ssim']:.3f} | "
               f"{best:.2f} / {bound['val_ssim']:.3f} | {after - ours['val_psnr_input']:+.2f} | {closed} | "
               f"{after - best_test:+.2f} dB (step {ours['step']}) | {g_seconds:.0f} / {upper_seconds:.0f} |")
 

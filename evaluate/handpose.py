@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -137,13 +136,6 @@ def find_photos(keypoints: list[str], images: str | None) -> list[HandPhoto]:
     return [HandPhoto(str(p.relative_to(image_root)), p) for p in files]
 
 
-def blur_image(domain, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(sharp, blurry) of a whole image as the domain's camera renders it: the border is mirrored for the kernel."""
-    m = domain.margin
-    padded = cv2.copyMakeBorder(image, m, m, m, m, cv2.BORDER_REFLECT_101)
-    return domain.make_pair(padded, rng)
-
-
 def _error(detected: list, reference: ReferenceHand) -> float:
     points = np.asarray(detected, np.float64)[:, :2]
     distances = np.linalg.norm(points[reference.visible] - reference.keypoints[reference.visible], axis=1)
@@ -193,7 +185,7 @@ def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer]
             raise UserError(f"{photo.path}: {image.shape[1]}x{image.shape[0]} is too small for the {domain.name} "
                             f"blur (needs over {2 * domain.margin} px a side)")
         for draw in range(draws):
-            sharp, blurry = blur_image(domain, image, np.random.default_rng([seed, index] + ([draw] if draw else [])))
+            sharp, blurry = domain.render(image, np.random.default_rng([seed, index] + ([draw] if draw else [])))
             versions = {"sharp": sharp, "blurry": blurry, **{r.key: r.restore(blurry) for r in restorers}}
             detections = {key: detector.detect(version) for key, version in versions.items()}
             references = photo.hands or _reference_from(detections["sharp"])

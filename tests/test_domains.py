@@ -118,6 +118,17 @@ def test_srgb_domains_keep_the_sharp_crop_unchanged(name):
     assert np.array_equal(sharp, source[d.margin : -d.margin, d.margin : -d.margin])
 
 
+def test_render_blurs_a_whole_image_its_border_mirrored():
+    known, image = get_domain("known"), _source()[:OUT, :OUT]
+    sharp, blurry = known.render(image, np.random.default_rng(3))
+    assert np.array_equal(sharp, image) and blurry.shape == image.shape  # the whole image, no margin lost
+    inside = known.make_pair(image, np.random.default_rng(3))[1]  # the same kernel (other noise), interior only
+    m = known.margin
+    smooth = [cv2.blur(x.astype(np.float32), (5, 5)) for x in (blurry[m:-m, m:-m], inside, image[m:-m, m:-m])]
+    assert np.abs(smooth[0] - smooth[1]).mean() < 1  # 8-bit levels, the noise averaged out
+    assert np.abs(smooth[0] - smooth[2]).mean() > 3  # while the blur is far larger
+
+
 @pytest.mark.parametrize("name", list(DOMAINS))
 def test_blurry_images_are_blurrier_than_sharp_ones(name):
     assert stats(name)["sharpness_ratio"] < 0.8

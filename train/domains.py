@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 
 from blur2blur.errors import UserError
@@ -142,6 +143,11 @@ class Domain:
         blurry = self.apply(image, params, rng)
         sharp = self.camera(params).render_sharp(image)
         return sharp[m:-m, m:-m].copy(), blurry[m:-m, m:-m].copy()
+
+    def render(self, image_bgr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(sharp, blurry) of a whole image as this camera renders it, its border mirrored for the kernel."""
+        m = self.margin
+        return self.make_pair(cv2.copyMakeBorder(image_bgr, m, m, m, m, cv2.BORDER_REFLECT_101), rng)
 
 
 def describe_params(params: dict[str, Any]) -> dict[str, Any]:
