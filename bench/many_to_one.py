@@ -11,12 +11,11 @@ For each unknown camera preset, from sharp content this script names:
 
 then PSNR/SSIM on held-out pairs of the camera made from other content (the Kodak crops in ../shared when
 present): the blurry input, the deblurrer alone, after the converter, the upper bound, the gain over the blurry
-input and the share of the gap (upper bound - deblurrer alone) the converter closes. Beside them, what a perfect
-G would give: the test pairs' sharp images with the known blur (drawn per pair), deblurred; the most any G can
-reach with this deblurrer. Every evaluation of G during
-training runs on those test pairs (they only measure; G never trains on them), so the table also shows how far
-the no-pairs pick is from the run's best checkpoint (the oracle). Every step is seeded: the same command prints
-the same table.
+input and the share of the gap (upper bound - deblurrer alone) the converter closes; beside them, a perfect G:
+the test pairs' sharp images given exactly the known blur, deblurred (the most any G can reach with this
+deblurrer). Every evaluation of G during training runs on those test pairs (they only measure; G never trains on
+them), so the table also shows how far the no-pairs pick is from the run's best checkpoint (the oracle). Every
+step is seeded: the same command prints the same table.
 
     python bench/many_to_one.py [--domains lowlight,phone] [--converter-steps 600] [--work DIR]
 """

@@ -194,7 +194,7 @@ def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer]
                 row[key] = {"found": len(detections[key]), "errors": match_hands(detections[key], references)}
             rows.append(row)
             if grids:
-                name = photo.name if draws == 1 else f"{grid_name(photo.name)[:-4]}_draw{draw + 1}"
+                name = photo.name if draws == 1 else f"{grid_name(photo.name).removesuffix('.png')}_draw{draw + 1}"
                 grids.write(name, [(draw_hands(versions[key].copy(), detections[key]), LABELS[key])
                                    for key in keys])
             bar.update()
