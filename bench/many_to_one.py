@@ -142,7 +142,7 @@ def main() -> None:
 
     train_images = load_sharp_images(args.train_sharp)
     test_images = load_sharp_images(args.test_sharp)
-    known = load_checkpoint(resolve_checkpoint(args.deblurrer, "--deblurrer"), "deblurrer")[0].eval()
+    deblurrer = load_checkpoint(resolve_checkpoint(args.deblurrer, "--deblurrer"), "deblurrer")[0].eval()
     rows = []
     for name in names:
         test = work / f"test-{name}"
@@ -151,7 +151,7 @@ def main() -> None:
         upper = load_checkpoint(upper_bound(work, name, train_images, args.deblurrer, args.upper_steps),
                                 "deblurrer")[0].eval()
         bound = evaluate_deblurrer(upper, open_pairs(str(test)), 0)
-        perfect = perfect_converter(known, test, work, name)
+        perfect = perfect_converter(deblurrer, test, work, name)
         ours, best_test = no_pairs_pick(run)
         seconds = (timed(run), timed(work / f"upper-{name}"))
         rows.append((name, ours, bound, perfect, best_test, seconds))

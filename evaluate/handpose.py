@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from blur2blur.errors import UserError
-from blur2blur.evaluate.grids import Grids, grid_name
+from blur2blur.evaluate.grids import Grids
 from blur2blur.evaluate.restorers import LABELS, Restorer
 from blur2blur.images import IMAGE_SUFFIXES, is_image, natural_key, read_bgr
 
@@ -176,29 +176,29 @@ def evaluate_handpose(photos: list[HandPhoto], domain, restorers: list[Restorer]
 
     keys = ["sharp", "blurry"] + [r.key for r in restorers]
     rows, start = [], time.perf_counter()
-    bar = tqdm(total=len(photos) * draws, desc="evaluating", unit="image", leave=False, disable=None)
-    for index, photo in enumerate(photos):
-        image = read_bgr(photo.path)
-        if image is None:
-            raise UserError(f"{photo.path}: cannot be read as an image")
-        if min(image.shape[:2]) <= 2 * domain.margin:
-            raise UserError(f"{photo.path}: {image.shape[1]}x{image.shape[0]} is too small for the {domain.name} "
-                            f"blur (needs over {2 * domain.margin} px a side)")
-        for draw in range(draws):
-            sharp, blurry = domain.render(image, np.random.default_rng([seed, index] + ([draw] if draw else [])))
-            versions = {"sharp": sharp, "blurry": blurry, **{r.key: r.restore(blurry) for r in restorers}}
-            detections = {key: detector.detect(version) for key, version in versions.items()}
-            references = photo.hands or _reference_from(detections["sharp"])
-            row = {"name": photo.name, "draw": draw, "annotated": photo.annotated, "reference_hands": len(references)}
-            for key in keys:
-                row[key] = {"found": len(detections[key]), "errors": match_hands(detections[key], references)}
-            rows.append(row)
-            if grids:
-                name = photo.name if draws == 1 else f"{grid_name(photo.name).removesuffix('.png')}_draw{draw + 1}"
-                grids.write(name, [(draw_hands(versions[key].copy(), detections[key]), LABELS[key])
-                                   for key in keys])
-            bar.update()
-    bar.close()
+    with tqdm(total=len(photos) * draws, desc="evaluating", unit="image", leave=False, disable=None) as bar:
+        for index, photo in enumerate(photos):
+            image = read_bgr(photo.path)
+            if image is None:
+                raise UserError(f"{photo.path}: cannot be read as an image")
+            if min(image.shape[:2]) <= 2 * domain.margin:
+                raise UserError(f"{photo.path}: {image.shape[1]}x{image.shape[0]} is too small for the {domain.name} "
+                                f"blur (needs over {2 * domain.margin} px a side)")
+            for draw in range(draws):
+                sharp, blurry = domain.render(image, np.random.default_rng([seed, index] + ([draw] if draw else [])))
+                versions = {"sharp": sharp, "blurry": blurry, **{r.key: r.restore(blurry) for r in restorers}}
+                detections = {key: detector.detect(version) for key, version in versions.items()}
+                references = photo.hands or _reference_from(detections["sharp"])
+                row = {"name": photo.name, "draw": draw, "annotated": photo.annotated,
+                       "reference_hands": len(references)}
+                for key in keys:
+                    row[key] = {"found": len(detections[key]), "errors": match_hands(detections[key], references)}
+                rows.append(row)
+                if grids:
+                    name = photo.name if draws == 1 else f"{Path(photo.name).with_suffix('')}_draw{draw + 1}"
+                    grids.write(name, [(draw_hands(versions[key].copy(), detections[key]), LABELS[key])
+                                       for key in keys])
+                bar.update()
     if not any(row["reference_hands"] for row in rows):
         raise UserError("no reference hand: the landmarker finds no hand in any sharp photo (give photos with "
                         "hands, or --keypoints with their annotations)")
