@@ -1,4 +1,4 @@
-"""Camera model: sRGB curves, sensor noise statistics, clipping, tone, sharpening, JPEG."""
+"""Camera model: sRGB curves, sensor noise statistics, clipping, tone, sharpening, chroma, JPEG."""
 
 from __future__ import annotations
 
@@ -63,6 +63,35 @@ def test_filmic_tone_is_an_s_curve_around_srgb():
     assert np.all(np.diff(film) > 0)
     np.testing.assert_allclose(film[[0, 50, 100]], [0.0, 0.5, 1.0], atol=1e-4)
     assert np.all(film[10:45] < srgb[10:45]) and np.all(film[56:90] > srgb[56:90])
+
+
+@pytest.mark.parametrize("tone", list(camera.TONE_CURVES))
+def test_every_tone_curve_rises_from_black_to_white(tone):
+    v = camera.TONE_CURVES[tone](np.linspace(0, 1, 1001, dtype=np.float32))
+    assert v.dtype == np.float32 and np.all(np.diff(v) > 0)
+    np.testing.assert_allclose(v[[0, -1]], [0.0, 1.0], atol=1e-4)
+
+
+def test_gamma_rec709_and_punchy_curves_have_their_standard_values():
+    x = np.array([0.01, 0.18, 0.5], np.float32)
+    np.testing.assert_allclose(camera.gamma_tone(x), x ** (1 / 2.2), rtol=1e-5)
+    np.testing.assert_allclose(camera.rec709_tone(x)[0], 0.045, rtol=1e-5)  # the linear toe
+    np.testing.assert_allclose(camera.rec709_tone(x)[1], 1.099 * 0.18**0.45 - 0.099, rtol=1e-5)
+    lin = camera.srgb_to_linear(np.array([0.3, 0.7], np.float32))
+    film, punchy = camera.filmic_tone(lin), camera.punchy_tone(lin)
+    assert punchy[0] < film[0] and punchy[1] > film[1]  # a steeper S
+
+
+def test_chroma_subsampling_halves_colour_resolution_but_keeps_luma():
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:, ::2] = (40, 200, 90)
+    image[:, 1::2] = (200, 60, 160)  # colour changing every pixel: lost at 4:2:0
+    out = camera.chroma_subsample_420(image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    before, after = (cv2.cvtColor(x, cv2.COLOR_BGR2YCrCb).astype(float) for x in (image, out))
+    assert np.abs(before[:, :, 0] - after[:, :, 0]).max() <= 1  # luma keeps every pixel
+    assert np.ptp(after[:, :, 1:], axis=(0, 1)).max() <= 1  # colour averaged over each 2 x 2 block
+    assert np.abs(before[:, :, 1:] - after[:, :, 1:]).mean() > 20
 
 
 def test_unsharp_mask_sharpens_and_denoise_smooths():

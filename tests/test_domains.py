@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections import Counter
 from functools import lru_cache
 
 import cv2
@@ -11,7 +13,15 @@ import pytest
 
 from blur2blur.errors import UserError
 from blur2blur.train.deadleaves import dead_leaves
-from blur2blur.train.domains import CAMERAS, DOMAINS, describe_params, domain_summary, get_domain
+from blur2blur.train.domains import (
+    CAMERAS,
+    DOMAINS,
+    describe_params,
+    domain_summary,
+    get_domain,
+    parse_cameras,
+    random_domain,
+)
 
 OUT = 160  # output crop size of the measurements
 SEEDS = range(4)
@@ -219,7 +229,7 @@ def test_cameras_are_the_unknown_domains():
 
 
 def test_unknown_domain_name_lists_the_choices():
-    with pytest.raises(UserError, match="known.*shake"):
+    with pytest.raises(UserError, match="known.*shake.*random:SEED"):
         get_domain("gopro")
     names = [name for name, _ in domain_summary()]
     assert names[0] == "known" and len(names) >= 5 and all(desc for _, desc in domain_summary())
@@ -228,3 +238,73 @@ def test_unknown_domain_name_lists_the_choices():
 def test_make_pair_rejects_an_image_smaller_than_its_margin():
     with pytest.raises(ValueError):
         get_domain("shake").make_pair(np.zeros((40, 40, 3), np.uint8), np.random.default_rng(0))
+
+
+@lru_cache(maxsize=1)
+def _small_source() -> np.ndarray:
+    return dead_leaves(96, np.random.default_rng(5), texture=0.5, highlight_prob=0.05)
+
+
+def _settings(domain) -> object:
+    """A domain's camera without its name and description."""
+    return dataclasses.replace(domain, name="", description="")
+
+
+def test_random_camera_is_reproducible_from_its_seed():
+    a, b = get_domain("random:5"), get_domain("random:5")
+    assert a == b == random_domain(5) and a.name == "random:5" and a.description.startswith("random camera 5:")
+    pairs = [a.make_pair(_small_source(), np.random.default_rng(3)) for _ in range(2)]
+    assert all(np.array_equal(x, y) for x, y in zip(*pairs))
+
+
+def test_random_cameras_of_different_seeds_differ():
+    assert len({_settings(random_domain(seed)) for seed in range(50)}) == 50
+
+
+def test_random_cameras_span_the_priors():
+    cameras = [random_domain(seed) for seed in range(200)]
+    blurs, tones = Counter(d.blur for d in cameras), Counter(d.tone for d in cameras)
+    assert set(blurs) == {"none", "linear", "motion", "shake", "defocus", "gaussian"} and blurs["none"] >= 5, blurs
+    assert len(tones) == 5 and min(tones.values()) >= 20, tones
+    for has, share in [(lambda d: d.jpeg_quality is not None, (0.35, 0.65)),
+                       (lambda d: d.chroma_subsample, (0.15, 0.45)),
+                       (lambda d: d.lens != "none", (0.1, 0.35)),
+                       (lambda d: d.exposure[1] < 1.0, (0.15, 0.45)),
+                       (lambda d: d.highlight_gain[0] > 1.0, (0.15, 0.45)),
+                       (lambda d: d.denoise[1] > 0.0, (0.25, 0.55)),
+                       (lambda d: d.sharpen[1] > 0.0 and d.sharpen_sigma != (1.2, 1.2), (0.35, 0.65))]:
+        assert share[0] < np.mean([has(d) for d in cameras]) < share[1]
+    assert not any(d.chroma_subsample and d.jpeg_quality for d in cameras)  # JPEG is 4:2:0 already
+    photons = [d.photons_at_white[0] for d in cameras]
+    assert min(photons) < 400 and max(photons) > 12000  # heavy to clean noise
+    assert max(d.margin for d in cameras) <= 40
+
+
+def test_random_cameras_make_pairs_within_their_margins():
+    for seed in range(50):
+        d = random_domain(seed)
+        sharp, blurry = d.make_pair(_small_source(), np.random.default_rng(seed))  # raises if a kernel exceeds
+        assert sharp.shape == blurry.shape == (96 - 2 * d.margin, 96 - 2 * d.margin, 3), d.description
+        for draw in range(5):
+            assert max(d.sample(np.random.default_rng(draw))["kernel"].shape) // 2 <= d.margin, d.description
+
+
+def test_bad_random_seed_names_the_option():
+    for name in ("random:abc", "random:-1", "random:", "random:1.5"):
+        with pytest.raises(UserError, match=r"random:SEED takes a whole number") as err:
+            get_domain(name)
+        assert "\n" not in str(err.value)
+
+
+def test_parse_cameras_expands_seed_ranges():
+    assert parse_cameras("shake, defocus,random:0-2,random:07") == [
+        "shake", "defocus", "random:0", "random:1", "random:2", "random:7"]
+    assert parse_cameras("random:4-4") == ["random:4"]
+    for spec, why in [("shake,gopro", "unknown blur domain"), ("random:3-1", "backwards"), ("shake,", "empty"),
+                      ("random:a-3", "whole number")]:
+        with pytest.raises(UserError, match=why):
+            parse_cameras(spec)
+
+
+def test_summary_lists_the_random_family():
+    assert dict(domain_summary())["random:SEED"]

@@ -29,6 +29,8 @@ ALL_KERNELS = [
     ("disk 0.7", lambda: kernels.defocus_disk(0.7)),
     ("disk 4.5", lambda: kernels.defocus_disk(4.5)),
     ("gaussian 1.3", lambda: kernels.gaussian(1.3)),
+    ("shake 10 + disk 1.2", lambda: kernels.combine(kernels.shake_trajectory(np.random.default_rng(6), 10),
+                                                    kernels.defocus_disk(1.2))),
 ]
 
 
@@ -174,3 +176,15 @@ def test_defocus_disk_is_round_with_the_variance_of_a_disk():
 def test_gaussian_has_the_requested_sigma():
     _, _, var_x, var_y = _moments(kernels.gaussian(2.0))
     assert var_x == pytest.approx(4.0, rel=0.05) and var_y == pytest.approx(4.0, rel=0.05)
+
+
+def test_combine_is_the_convolution_of_the_two_kernels():
+    line, blob = kernels.linear_motion(7, 0), kernels.gaussian(1.0)
+    both = kernels.combine(line, blob)
+    assert both.shape == (line.shape[0] + blob.shape[0] - 1, line.shape[1] + blob.shape[1] - 1)
+    image = np.zeros((41, 41), np.float32)
+    image[20, 20] = 1.0  # an impulse: blurring it twice draws the combined kernel
+    twice = kernels.convolve(kernels.convolve(image, line), blob)
+    h, w = both.shape
+    np.testing.assert_allclose(twice[20 - h // 2 : 21 + h // 2, 20 - w // 2 : 21 + w // 2], both, atol=1e-6)
+    np.testing.assert_allclose(kernels.combine(np.ones((1, 1), np.float32), blob), blob, atol=1e-7)

@@ -35,9 +35,29 @@ def filmic_tone(linear: np.ndarray, contrast: float = 1.4) -> np.ndarray:
     return (a / np.maximum(a + b, 1e-12)).astype(np.float32)
 
 
+def gamma_tone(linear: np.ndarray, gamma: float = 2.2) -> np.ndarray:
+    """A plain power law x^(1 / gamma) (no linear toe): slightly darker shadows than sRGB."""
+    x = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
+    return (x ** (1.0 / gamma)).astype(np.float32)
+
+
+def rec709_tone(linear: np.ndarray) -> np.ndarray:
+    """The BT.709 camera curve video cameras encode with: 4.5 x below 0.018, 1.099 x^0.45 - 0.099 above."""
+    x = np.clip(np.asarray(linear, dtype=np.float32), 0.0, 1.0)
+    return np.where(x < 0.018, 4.5 * x, 1.099 * x**0.45 - 0.099).astype(np.float32)
+
+
+def punchy_tone(linear: np.ndarray) -> np.ndarray:
+    """A stronger S-curve than `filmic` (contrast 1.8): the saturated, contrasty look of some phones."""
+    return filmic_tone(linear, contrast=1.8)
+
+
 TONE_CURVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "srgb": linear_to_srgb,
     "filmic": filmic_tone,
+    "gamma": gamma_tone,
+    "rec709": rec709_tone,
+    "punchy": punchy_tone,
 }
 
 
@@ -101,6 +121,18 @@ def unsharp_mask(image: np.ndarray, amount: float, sigma: float = 1.0) -> np.nda
     return np.clip(image + amount * (image - soft), 0.0, 1.0).astype(np.float32)
 
 
+def chroma_subsample_420(image_bgr: np.ndarray) -> np.ndarray:
+    """An 8-bit BGR image with its colour stored at half resolution (4:2:0), as video codecs store it.
+
+    Cr and Cb are area-averaged over 2 x 2 blocks and interpolated back; the luma keeps every pixel.
+    """
+    ycrcb = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2YCrCb)
+    h, w = ycrcb.shape[:2]
+    chroma = cv2.resize(ycrcb[:, :, 1:], ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    ycrcb[:, :, 1:] = cv2.resize(chroma, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2BGR)
+
+
 def jpeg_roundtrip(image_bgr: np.ndarray, quality: int) -> np.ndarray:
     """Encode an 8-bit BGR image as JPEG at `quality` (1-100) and decode it again."""
     ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -112,7 +144,8 @@ def jpeg_roundtrip(image_bgr: np.ndarray, quality: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Camera:
     """One capture's settings: sensor (exposure, noise, full-well clip, gain) then ISP (tone, denoise,
-    sharpen, 8 bits, JPEG). `photons_at_white` 0 means noiseless; `jpeg_quality` None means no JPEG."""
+    sharpen, 8 bits, 4:2:0 chroma, JPEG). `photons_at_white` 0 means noiseless; `jpeg_quality` None means
+    no JPEG. OpenCV's JPEG already stores chroma at 4:2:0: `chroma_subsample` is for cameras without it."""
 
     exposure: float = 1.0
     gain: float = 1.0
@@ -123,6 +156,7 @@ class Camera:
     sharpen: float = 0.0
     sharpen_sigma: float = 1.0
     jpeg_quality: int | None = None
+    chroma_subsample: bool = False
 
     def __post_init__(self) -> None:
         if self.tone not in TONE_CURVES:
@@ -139,6 +173,8 @@ class Camera:
         y = smooth_denoise(y, self.denoise)
         y = unsharp_mask(y, self.sharpen, self.sharpen_sigma)
         out = quantize_8bit(y)
+        if self.chroma_subsample:
+            out = chroma_subsample_420(out)
         if self.jpeg_quality is not None:
             out = jpeg_roundtrip(out, self.jpeg_quality)
         return out

@@ -1,4 +1,5 @@
-"""Blur kernels: linear motion, smooth camera motion, camera-shake trajectories, lens defocus, Gaussian; and true convolution.
+"""Blur kernels: linear motion, smooth camera motion, camera-shake trajectories, lens defocus, Gaussian; their
+combination; and true convolution.
 
 Every generator returns a float32 2-D kernel that sums to 1, has odd height and width, and has its
 centre of mass on the centre pixel, so blurring never shifts the content of an image.
@@ -142,6 +143,17 @@ def gaussian(sigma_px: float) -> np.ndarray:
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     g = np.exp(-0.5 * (x / sigma_px) ** 2)
     return _finish(np.outer(g, g))
+
+
+def combine(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The kernel of blurring by `first` and then by `second`: their full 2-D convolution, normalised.
+
+    Its radius is the sum of theirs; both centred, so is the result.
+    """
+    ry, rx = second.shape[0] // 2, second.shape[1] // 2
+    padded = cv2.copyMakeBorder(first.astype(np.float64), ry, ry, rx, rx, cv2.BORDER_CONSTANT, value=0.0)
+    flipped = np.ascontiguousarray(second[::-1, ::-1], dtype=np.float64)  # filter2D correlates
+    return _finish(cv2.filter2D(padded, -1, flipped, borderType=cv2.BORDER_CONSTANT))
 
 
 def convolve(image_float: np.ndarray, kernel: np.ndarray) -> np.ndarray:
