@@ -1,12 +1,13 @@
-"""What the streaming runtime costs on top of the engine, on a 1280x720 file.
+"""What the streaming runtime costs on top of the engine, on a video file.
 
-Exports a random nafnet-tiny bundle (speed does not depend on the weights), then measures:
-  1. engine only: ONNX Runtime on frames already decoded in memory, one at a time;
-  2. `b2b-run` end to end (decode, inference, app, MP4 encoding, each on its thread), with --app none and handpose;
-  3. the same fused module in PyTorch eager, against ONNX Runtime.
-The clip is ../shared/data's 1280x720 gesture video where present, else a generated one. Prints markdown tables.
+Measures, for a bundle (`--bundle`, else a random nafnet-tiny exported here: speed does not depend on the
+weights) and a backend (`--backend`, as b2b-run's):
+  1. engine only: the engine on frames already decoded in memory, one at a time;
+  2. `b2b-run` end to end (decode, inference, app, MP4 encoding, each on its thread), with --app none and handpose.
+The clip is ../shared/data's 1280x720 gesture video where present, else a generated one, resized to `--size`.
+Prints a markdown table. (`b2b-bench` compares the backends on the engine alone.)
 
-    python bench/runtime.py [--frames 40] [--threads 2] [--work DIR]
+    python bench/runtime.py [--bundle DIR] [--backend auto] [--size 1280x720] [--frames 40] [--work DIR]
 """
 
 from __future__ import annotations
@@ -26,26 +27,28 @@ import torch
 
 from blur2blur.export.onnx_export import export_bundle
 from blur2blur.models import create_model
-from blur2blur.models.checkpoint import load_checkpoint, save_checkpoint
-from blur2blur.models.deploy import DeployModel
+from blur2blur.models.checkpoint import save_checkpoint
 from blur2blur.runtime.bundle import open_bundle
-from blur2blur.runtime.engines import OnnxRuntimeEngine, infer
-from export import frames_per_second  # bench/export.py
+from blur2blur.runtime.engines import infer, open_engine
 
 CLIP = Path(__file__).resolve().parents[2] / "shared/data/video/mediapipe_samples_gesture_recognizer_test_video.mp4"
 B2B_RUN = str(Path(sys.executable).parent / "b2b-run")
 
 
-def clip_1280x720(work: Path, frames: int) -> Path:
-    """The shared 1280x720 clip, or a generated one of moving gradients."""
-    if CLIP.is_file():
-        return CLIP
-    path = work / "clip.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (1280, 720))
+def clip(work: Path, frames: int, width: int, height: int) -> Path:
+    """The shared clip (else moving gradients) as an MP4 of `frames` frames of width x height."""
+    source = cv2.VideoCapture(str(CLIP)) if CLIP.is_file() else None
+    path = work / f"clip-{width}x{height}.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (width, height))
     yy, xx = np.mgrid[0:720, 0:1280]
     for i in range(frames):
-        writer.write(np.stack([(xx + 8 * i) % 256, yy % 256, (xx + yy + 4 * i) % 256], -1).astype(np.uint8))
+        ok, frame = source.read() if source is not None else (False, None)
+        if not ok:
+            frame = np.stack([(xx + 8 * i) % 256, yy % 256, (xx + yy + 4 * i) % 256], -1).astype(np.uint8)
+        writer.write(cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA))
     writer.release()
+    if source is not None:
+        source.release()
     return path
 
 
@@ -61,52 +64,45 @@ def decoded(path: Path, frames: int) -> list[np.ndarray]:
     return out
 
 
-def b2b_run(bundle: Path, clip: Path, frames: int, work: Path, app: str) -> dict:
+def b2b_run(bundle: Path, video: Path, frames: int, work: Path, app: str, backend: str) -> dict:
     stats = work / f"stats-{app}.json"
-    command = [B2B_RUN, "--bundle", str(bundle), "--video", str(clip), "--max-frames", str(frames), "--app", app,
-               "--backend", "onnxruntime", "--output", str(work / f"out-{app}.mp4"), "--stats", str(stats),
-               "--headless"]
+    command = [B2B_RUN, "--bundle", str(bundle), "--video", str(video), "--max-frames", str(frames), "--app", app,
+               "--backend", backend, "--output", str(work / f"out-{app}.mp4"), "--stats", str(stats), "--headless"]
     subprocess.run(command, check=True, capture_output=True)
     return json.loads(stats.read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", help="the bundle to run (default: a random nafnet-tiny, exported here)")
+    parser.add_argument("--backend", default="auto", help="b2b-run's --backend (default auto)")
+    parser.add_argument("--size", default="1280x720", help="frame size WxH (default 1280x720)")
     parser.add_argument("--frames", type=int, default=40, help="frames per measurement")
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads (ONNX Runtime uses its default)")
     parser.add_argument("--work", help="keep the bundle and outputs here instead of a temporary folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    torch.set_num_threads(args.threads)
     work = Path(args.work or tempfile.mkdtemp(prefix="b2b-runtime-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    save_checkpoint(work / "tiny.pt", create_model("nafnet-tiny"), "deblurrer")
-    export_bundle(work / "tiny.pt", work / "bundle", force=True)
-    clip = clip_1280x720(work, args.frames)
-    frames = decoded(clip, args.frames)
-    print(f"clip {clip.name}: {len(frames)} frames of {frames[0].shape[1]}x{frames[0].shape[0]}", flush=True)
+    bundle = Path(args.bundle) if args.bundle else work / "bundle"
+    if not args.bundle:
+        torch.manual_seed(0)
+        save_checkpoint(work / "tiny.pt", create_model("nafnet-tiny"), "deblurrer")
+        export_bundle(work / "tiny.pt", bundle, force=True)
+    width, height = (int(v) for v in args.size.split("x"))
+    video = clip(work, args.frames, width, height)
+    frames = decoded(video, args.frames)
 
-    engine = OnnxRuntimeEngine(open_bundle(work / "bundle").onnx_path("fp32"))
-    infer(engine, frames[0][None])  # warm-up
+    engine = open_engine(open_bundle(bundle), args.backend)
+    infer(engine, frames[0][None])  # warm-up: compiles for this shape where the backend does
     start = time.perf_counter()
     for frame in frames:
         infer(engine, frame[None])
     engine_fps = len(frames) / (time.perf_counter() - start)
     engine.close()
-    print(f"engine only: {engine_fps:.3f} frames/s", flush=True)
-    runs = {app: b2b_run(work / "bundle", clip, len(frames), work, app) for app in ("none", "handpose")}
-    for app, report in runs.items():
-        print(f"b2b-run --app {app}: {report['fps']:.3f} frames/s", flush=True)
+    print(f"engine only: {engine_fps:.3f} frames/s ({engine.name})", flush=True)
+    runs = {app: b2b_run(bundle, video, len(frames), work, app, args.backend) for app in ("none", "handpose")}
 
-    model = DeployModel(load_checkpoint(work / "tiny.pt", kind="deblurrer")[0]).eval()
-    batch = frames[0][None]
-    ort_engine = OnnxRuntimeEngine(work / "bundle" / "model.onnx")
-    with torch.inference_mode():
-        eager_fps = frames_per_second(lambda f: model(torch.from_numpy(f)), batch, min_runs=8)
-    ort_fps = frames_per_second(lambda f: infer(ort_engine, f), batch, min_runs=8)
-
-    print(f"\nnafnet-tiny fused graph, 1280x720, ONNX Runtime on the CPU, {len(frames)} frames\n")
+    print(f"\n{bundle}, {width}x{height}, {engine.name}, {len(frames)} frames\n")
     print("| measurement | frames/s | vs engine only | app p50 / p95 ms | infer p50 ms | dropped |")
     print("|---|---|---|---|---|---|")
     print(f"| engine only (frames in memory) | {engine_fps:.3f} | 100% | | | |")
@@ -115,10 +111,6 @@ def main() -> None:
         print(f"| `b2b-run --app {app}` end to end | {report['fps']:.3f} | {100 * report['fps'] / engine_fps:.0f}% | "
               f"{stages['app']['p50_ms']:.1f} / {stages['app']['p95_ms']:.1f} | {stages['infer']['p50_ms']:.0f} | "
               f"{report['dropped']} |")
-    print("\n| same fused module, one 1280x720 frame | frames/s |")
-    print("|---|---|")
-    print(f"| PyTorch eager FP32 ({args.threads} threads) | {eager_fps:.3f} |")
-    print(f"| ONNX Runtime FP32 | {ort_fps:.3f} ({ort_fps / eager_fps:.2f}x) |")
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ def model_options(command):
         click.option("--converter", type=click.Path(), help="The camera's converter G checkpoint (with --deblurrer): "
                      "adds the deblurrer after G."),
         click.option("--backend", default="auto", show_default=True,
-                     type=click.Choice(["auto", "tensorrt", "onnxruntime"]), help="Engine for --bundle, as b2b-run."),
-        click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16"]),
+                     type=click.Choice(["auto", "tensorrt", "openvino", "onnxruntime"]),
+                     help="Engine for --bundle, as b2b-run."),
+        click.option("--precision", default="auto", show_default=True,
+                     type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
                      help="Graph for --bundle, as b2b-run."),
         NO_VERIFY,
         click.option("--json", "json_path", type=click.Path(), help="Write every figure to this JSON file."),
@@ -254,10 +256,11 @@ def eval_main(argv: list[str] | None = None) -> None:
 @click.option("--deblurrer", type=CHECKPOINT, help="Deblurrer checkpoint, `starter` or `nafnet-gopro-w32` (instead "
               "of --bundle: exported to a temporary bundle first).")
 @click.option("--converter", type=click.Path(), help="The camera's converter G checkpoint (with --deblurrer).")
-@click.option("--backends", default="pytorch,onnxruntime,tensorrt", show_default=True,
-              help="Comma-separated: pytorch (eager), onnxruntime, tensorrt (where it runs).")
+@click.option("--backends", default="pytorch,onnxruntime,openvino,tensorrt", show_default=True,
+              help="Comma-separated: pytorch (eager), onnxruntime, openvino (x86-64 CPUs), tensorrt (where it runs).")
 @click.option("--sizes", default="640x360,1280x720", show_default=True, help="Comma-separated frame sizes, WxH.")
-@click.option("--precisions", default="fp32,fp16", show_default=True, help="Comma-separated: fp32, fp16.")
+@click.option("--precisions", default="fp32,fp16,bf16", show_default=True,
+              help="Comma-separated: fp32, fp16 (the FP16 graph), bf16 (OpenVINO on CPUs with AMX or AVX512-BF16).")
 @click.option("--frames", default=20, show_default=True, type=click.IntRange(min=1), help="Timed frames per "
               "configuration.")
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Untimed frames first.")
@@ -265,7 +268,8 @@ def eval_main(argv: list[str] | None = None) -> None:
 @click.option("--json", "json_path", type=click.Path(), help="Write the figures to this JSON file.")
 def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, frames, warmup, no_verify, json_path):
     """Frames/s and latency p50/p95 of the fused model for backends x frame sizes x precisions, with its GFLOP
-    per frame and the GFLOP/s achieved. Configurations that cannot run here are listed with the reason.
+    per frame, the GFLOP/s achieved and their share of this machine's matrix-multiply peak at that precision
+    (measured once per run). Configurations that cannot run here are listed with the reason.
 
     \b
     Examples:

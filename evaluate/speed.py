@@ -1,9 +1,11 @@
 """`b2b-bench`: frames/s and latency of the fused model per backend, frame size and precision, with its GFLOP.
 
 Every backend runs the same fused module (uint8 BGR frames in and out): PyTorch eager from the checkpoints,
-ONNX Runtime and TensorRT from the bundle's graphs. Each configuration restores one frame at a time: a few
+ONNX Runtime, OpenVINO and TensorRT from the bundle's graphs. Each configuration restores one frame at a time: a few
 warm-up calls, then `frames` timed calls, each timed from the frame handed over to the restored frame back
-on the host. The GFLOP of a frame are PyTorch's count of the module's multiply-adds (2 FLOP each) at that size.
+on the host. The GFLOP of a frame are PyTorch's count of the module's multiply-adds (2 FLOP each) at that size;
+the roofline column sets the GFLOP/s achieved against this machine's matrix-multiply peak at the precision the
+hardware multiplies in (measured in PyTorch once per run, after the timing; both need PyTorch).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from blur2blur.errors import UserError, one_line
 from blur2blur.runtime.bundle import Bundle
 
 log = logging.getLogger(__name__)
-BACKENDS = ("pytorch", "onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+BACKENDS = ("pytorch", "onnxruntime", "openvino", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def time_calls(restore: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, frames: int, warmup: int) -> dict:
@@ -105,31 +107,61 @@ def open_subject(bundle: str | None, deblurrer: str | None, converter: str | Non
     return Subject(loaded, model, "", _describe(sources))
 
 
-Timed = tuple[Callable[[np.ndarray], np.ndarray], str, Callable[[], None]]  # restore, what runs it, close
+@dataclass
+class Timed:
+    """What restores frames in one configuration, and where its arithmetic runs (for the roofline)."""
+
+    restore: Callable[[np.ndarray], np.ndarray]
+    engine: str  # what runs it, in words
+    close: Callable[[], None]
+    device: str  # "cpu" or "gpu"
+    math: str  # the precision the hardware multiplies in: fp32, fp16 or bf16
 
 
 def open_timed(subject: Subject, backend: str, precision: str) -> Timed | str:
     """What restores frames on `backend` in `precision`, or why that cannot run here."""
     if backend == "pytorch":
         return _eager(subject, precision)
+    if backend == "openvino":
+        return _openvino(subject, precision)
     if precision not in subject.bundle.precisions:
-        return f"the bundle has no {precision} graph (export with --fp16)"
+        return "the bundle has no bf16 graph: bf16 runs on OpenVINO" if precision == "bf16" else \
+            f"the bundle has no {precision} graph (export with --fp16)"
     from blur2blur.runtime.engines import OnnxRuntimeEngine, best_providers, infer
 
     try:
         if backend == "onnxruntime":
             engine = OnnxRuntimeEngine(subject.bundle.onnx_path(precision), best_providers())
-            name = f"ONNX Runtime ({engine.session.get_providers()[0].replace('ExecutionProvider', '')})"
+            provider = engine.session.get_providers()[0].replace("ExecutionProvider", "")
+            # ONNX Runtime's CPU computes an FP16 graph's nodes in FP32 (it inserts casts)
+            device, math = ("gpu", precision) if provider == "CUDA" else ("cpu", "fp32")
+            name = f"ONNX Runtime ({provider})"
         else:
             from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
 
             reason = unavailable_reason()
             if reason:
                 return reason
-            engine, name = TensorRTEngine(subject.bundle, precision), "TensorRT"
+            engine, name, device, math = TensorRTEngine(subject.bundle, precision), "TensorRT", "gpu", precision
     except Exception as err:  # noqa: BLE001 -- one configuration that cannot start leaves the others to time
         return f"it cannot start here: {one_line(err)}"
-    return (lambda frame: infer(engine, frame)), name, engine.close
+    return Timed(lambda frame: infer(engine, frame), name, engine.close, device, math)
+
+
+def _openvino(subject: Subject, precision: str) -> Timed | str:
+    from blur2blur.runtime.engines import infer
+    from blur2blur.runtime.openvino_engine import HINTS, OpenVinoEngine, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        return reason
+    if precision not in HINTS:
+        return f"OpenVINO on the CPU runs {' or '.join(HINTS)}"
+    try:
+        engine = OpenVinoEngine(subject.bundle, precision)
+    except Exception as err:  # noqa: BLE001 -- as above
+        return f"it cannot start here: {one_line(err)}"
+    return Timed(lambda frame: infer(engine, frame), "OpenVINO (CPU)", engine.close, "cpu", precision)
 
 
 def _eager(subject: Subject, precision: str) -> Timed | str:
@@ -140,13 +172,42 @@ def _eager(subject: Subject, precision: str) -> Timed | str:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if precision == "fp16" and device == "cpu":
         return "PyTorch computes FP16 convolutions only on a GPU"
+    if precision == "bf16":
+        return "bf16 is timed on OpenVINO, the CPU runtime that compiles it"
     model = (subject.model.to_fp16() if precision == "fp16" else subject.model).to(device)
 
     @torch.inference_mode()
     def restore(frame: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(frame).to(device)).cpu().numpy()
 
-    return restore, f"PyTorch eager ({device.upper()})", lambda: None
+    return Timed(restore, f"PyTorch eager ({device.upper()})", lambda: None, "gpu" if device == "cuda" else "cpu",
+                 precision)
+
+
+PEAK_SIZE = 2048  # square matrices: large enough for any BLAS to reach its peak
+
+
+def matmul_peak(device: str, math: str) -> float:
+    """This machine's matrix-multiply GFLOP/s at a precision: the best of a few 2048 x 2048 products in PyTorch
+    (which also counts the GFLOP of a frame), TF32 off on a GPU."""
+    import torch
+
+    dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[math]
+    x = torch.rand(PEAK_SIZE, PEAK_SIZE, device="cuda" if device == "gpu" else "cpu").to(dtype)
+    if device == "gpu":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        return 2.0 * PEAK_SIZE**3 / _best_seconds(lambda: (x @ x, torch.cuda.synchronize())) / 1e9
+    return 2.0 * PEAK_SIZE**3 / _best_seconds(lambda: x @ x) / 1e9
+
+
+def _best_seconds(work: Callable[[], object], runs: int = 8) -> float:
+    work()  # warm-up: compilation, allocation, thread pools
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def machine() -> str:
@@ -194,32 +255,44 @@ def run_bench(bundle: str | None = None, deblurrer: str | None = None, converter
                 skipped.append({"backend": backend, "precision": precision, "reason": timed})
                 bar.update(len(sizes))
                 continue
-            restore, engine, close = timed
             try:
                 for width, height in sizes:
                     frame = rng.integers(0, 256, (1, height, width, 3), dtype=np.uint8)
-                    figures = time_calls(restore, frame, frames, warmup)
+                    figures = time_calls(timed.restore, frame, frames, warmup)
                     work_gflop = gflop.get((width, height))
-                    rows.append({"backend": backend, "precision": precision, "engine": engine,
+                    rows.append({"backend": backend, "precision": precision, "engine": timed.engine,
                                  "size": f"{width}x{height}", **figures, "gflop_per_frame": work_gflop,
-                                 "gflop_per_s": work_gflop * figures["fps"] if work_gflop else None})
+                                 "gflop_per_s": work_gflop * figures["fps"] if work_gflop else None,
+                                 "device": timed.device, "math": timed.math})
                     bar.update()
             finally:
-                close()
+                timed.close()
         bar.close()
+    peaks = {}
+    for row in rows:  # measured after the timing, so its warm clocks and threads do not favour one backend
+        where = (row["device"], row["math"])
+        if row["gflop_per_s"] and where not in peaks:
+            peaks[where] = matmul_peak(*where)
+        row["peak_gflop_per_s"] = peaks.get(where)
+        row["of_peak"] = row["gflop_per_s"] / peaks[where] if where in peaks else None
     return {"model": subject.description, "machine": machine(), "frames": frames, "warmup": warmup,
-            "rows": rows, "skipped": skipped}
+            "rows": rows, "skipped": skipped,
+            "peaks": [{"device": d, "math": m, "gflop_per_s": v} for (d, m), v in peaks.items()]}
 
 
 def format_bench_table(result: dict) -> str:
     """A markdown table of the timed configurations, then a line per configuration that could not run."""
     lines = [f"{result['model']} on {result['machine']}; one frame at a time, {result['frames']} timed after "
              f"{result['warmup']} warm-up", "",
-             "| backend | precision | frame | frames/s | p50 ms | p95 ms | GFLOP/frame | GFLOP/s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| backend | precision | frame | frames/s | p50 ms | p95 ms | GFLOP/frame | GFLOP/s | matmul peak | "
+             "of peak |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         gflop = f"{row['gflop_per_frame']:.1f} | {row['gflop_per_s']:.1f}" if row["gflop_per_frame"] else "- | -"
+        peak = f"{row['peak_gflop_per_s']:,.0f} ({row['device'].upper()} {row['math']})" \
+            if row.get("peak_gflop_per_s") else "-"
+        share = f"{100 * row['of_peak']:.0f} %" if row.get("of_peak") else "-"
         lines.append(f"| {row['engine']} | {row['precision']} | {row['size']} | {row['fps']:.2f} | "
-                     f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {gflop} |")
+                     f"{row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {gflop} | {peak} | {share} |")
     lines += [f"not run: {s['backend']} {s['precision']}: {s['reason']}" for s in result["skipped"]]
     return "\n".join(lines)

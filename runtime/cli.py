@@ -36,11 +36,14 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--hand-model", type=click.Path(), help="handpose: hand_landmarker.task [default: $B2B_HAND_MODEL, "
               "else the one `b2b-run fetch-hand-model` put in ~/.cache/blur2blur].")
 @click.option("--records", type=click.Path(), help="Write the app's records, one JSON line per frame.")
-@click.option("--backend", default="auto", show_default=True, type=click.Choice(["auto", "tensorrt", "onnxruntime"]),
-              help="auto: TensorRT where it imports with a GPU (the engine is built on first use and cached), "
-                   "else ONNX Runtime on the best provider present.")
-@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16"]),
-              help="Which graph: auto is the bundle's for TensorRT, fp16 on ONNX Runtime's CUDA and fp32 on its CPU.")
+@click.option("--backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "tensorrt", "openvino", "onnxruntime"]),
+              help="auto: TensorRT where it imports with a GPU (the engine is built on first use and cached), else "
+                   "OpenVINO on an x86-64 CPU (compiled per frame size and cached), else ONNX Runtime.")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+              help="auto: the bundle's for TensorRT; bf16 on OpenVINO where the CPU has AMX or AVX512-BF16, else "
+                   "fp32; fp16 on ONNX Runtime's CUDA and fp32 on its CPU. OpenVINO runs fp32 or bf16, checked "
+                   "against ONNX Runtime FP32 the first time (40 dB).")
 @click.option("--batch", default=1, show_default=True, type=click.IntRange(min=1),
               help="Frames per inference (up to the bundle's --batch); live sources take what is waiting.")
 @click.option("--stats", type=click.Path(), help="Write the timing report as JSON to this file.")
@@ -106,12 +109,13 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
         sinks = [open_output(output, source.fps)] if output else []
         if not headless and display_available():
             sinks.append(WindowSink())
-        engine = open_engine(loaded, backend, precision)
-        opened.append(engine)
         app = load_app(app_name, hand_model=hand_model)
         opened.append(app)
         if records and not getattr(app, "emits_records", True):
             raise UserError(f"--records: the {app_name} app emits no records (--app handpose does)")
+        engine = open_engine(loaded, backend, precision)
+        opened.append(engine)
+        log.info("backend: %s (%s)", engine.name, engine.why)  # the run's first line: what restores its frames
     except BaseException:
         for part in opened:
             part.close()

@@ -17,8 +17,8 @@ from blur2blur.errors import UserError, one_line
 from blur2blur.runtime.bundle import Bundle
 
 log = logging.getLogger(__name__)
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
-PRECISIONS = ("auto", "fp32", "fp16")
+BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 class Pending(Protocol):
@@ -30,6 +30,7 @@ class Pending(Protocol):
 class Engine(Protocol):
     name: str
     depth: int  # batches the pipeline may keep in flight
+    why: str  # why open_engine picked it, for b2b-run's first line
 
     def submit(self, frames: np.ndarray) -> Pending:
         """Start restoring C-contiguous uint8 N x H x W x 3 BGR frames inside the bundle's shape bounds."""
@@ -57,6 +58,7 @@ class OnnxRuntimeEngine:
     """The fused graph in ONNX Runtime on the given providers (default: CUDA where present, else the CPU)."""
 
     depth = 1  # session.run is synchronous
+    why = ""  # set by open_engine
 
     def __init__(self, onnx_path: Path, providers: list[str] | None = None) -> None:
         import onnxruntime as ort
@@ -87,31 +89,65 @@ def best_providers() -> list[str]:
 
 
 def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") -> Engine:
-    """The engine for a bundle. `auto`: TensorRT where it imports with a CUDA binding and a GPU, else ONNX Runtime.
+    """The engine for a bundle, with `why` it was picked.
 
-    `precision` auto: the bundle's own for TensorRT; for ONNX Runtime fp16 on CUDA and fp32 on the CPU, where
-    ONNX Runtime computes FP16 nodes in FP32 and gains nothing from the FP16 graph.
+    `auto`: TensorRT where it imports with a CUDA binding and a GPU; else OpenVINO where it imports on an x86-64
+    CPU; else ONNX Runtime. `precision` auto: the bundle's own for TensorRT; bf16 for OpenVINO where the CPU has
+    matrix units for it (else fp32); for ONNX Runtime fp16 on CUDA and fp32 on the CPU, where ONNX Runtime
+    computes FP16 nodes in FP32 and gains nothing from the FP16 graph.
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
         raise UserError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
-    if backend in ("auto", "tensorrt"):
+    if precision == "bf16" and backend in ("tensorrt", "onnxruntime"):
+        raise UserError(f"--precision bf16 runs on --backend openvino (the CPU's matrix units), not {backend}")
+    passed = []  # why auto did not pick a backend
+    if backend == "tensorrt" or (backend == "auto" and precision != "bf16"):
         from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
 
         reason = unavailable_reason()
         if reason is None:
             try:
-                return TensorRTEngine(bundle, None if precision == "auto" else precision)
-            except UserError as err:  # auto: ONNX Runtime still runs the bundle
+                return _picked(TensorRTEngine(bundle, None if precision == "auto" else precision), backend, passed)
+            except UserError as err:  # auto: another backend still runs the bundle
                 if backend == "tensorrt":
                     raise
-                log.warning("TensorRT: %s; using ONNX Runtime instead", err)
+                log.warning("TensorRT: %s; trying the next backend", err)
+                passed.append("TensorRT failed")
         elif backend == "tensorrt":
             raise UserError(f"--backend tensorrt: {reason}; or use --backend onnxruntime")
         else:
-            log.debug("not TensorRT: %s", reason)
+            passed.append(f"no TensorRT: {reason}")
+    if backend == "openvino" or (backend == "auto" and precision != "fp16"):
+        from blur2blur.runtime.openvino_engine import OpenVinoEngine, unavailable_reason
+
+        reason = unavailable_reason()
+        if reason is None:
+            try:
+                return _picked(OpenVinoEngine(bundle, None if precision == "auto" else precision), backend, passed)
+            except UserError as err:
+                if backend == "openvino":
+                    raise
+                log.warning("OpenVINO: %s; using ONNX Runtime instead", err)
+                passed.append("OpenVINO failed")
+        elif backend == "openvino":
+            raise UserError(f"--backend openvino: {reason}; or use --backend onnxruntime")
+        else:
+            passed.append(f"no OpenVINO: {reason}")
+    if precision == "bf16":
+        raise UserError(f"--precision bf16 needs OpenVINO ({'; '.join(passed)})")
     providers = best_providers()
     if precision == "auto":
         precision = "fp16" if providers[0] == "CUDAExecutionProvider" and "fp16" in bundle.precisions else "fp32"
-    return OnnxRuntimeEngine(bundle.onnx_path(precision), providers)
+    return _picked(OnnxRuntimeEngine(bundle.onnx_path(precision), providers), backend, passed)
+
+
+def _picked(engine: Engine, backend: str, passed: list[str]) -> Engine:
+    engine.why = "as asked" if backend != "auto" else f"auto{': ' if passed else ''}{'; '.join(passed)}"
+    check = getattr(engine, "verification", None)
+    if check:
+        engine.why += (f"; output {check['psnr_db']:.1f} dB from ONNX Runtime FP32, "
+                       f"{'checked on an earlier run' if check['cached'] else 'checked now'}")
+    log.debug("backend: %s (%s)", engine.name, engine.why)
+    return engine

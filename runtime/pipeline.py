@@ -208,6 +208,7 @@ class Pipeline:
         main = threading.current_thread() is threading.main_thread()
         # Ctrl-C and SIGTERM only ask the stages to stop: nothing is cut off half-way through writing a frame.
         saved = [(sig, signal.signal(sig, self.on_signal)) for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
+        self.warm_up()
         start = time.perf_counter()
         workers = [threading.Thread(target=self.capture_loop, args=(start,), name="capture", daemon=True),
                    threading.Thread(target=self.infer_loop, name="inference", daemon=True)]
@@ -269,6 +270,16 @@ class Pipeline:
         if self.errors:
             raise self.errors[0]
         return self.report(frames, seconds)
+
+    def warm_up(self) -> None:
+        """Restore the source's first frame once, untimed, where the source has read it already: engines that
+        compile (OpenVINO) or allocate (TensorRT) per frame shape do so here, not in the first frame's latency."""
+        first = getattr(self.source, "first", None)
+        if first is not None:
+            counts = self.fit.resized, self.fit.padded
+            frames, _ = self.fit.prepare(np.repeat(first[None], self.batch, axis=0))
+            self.fit.resized, self.fit.padded = counts  # not one of the run's frames
+            self.engine.submit(frames).result()
 
     def report(self, frames: int, seconds: float) -> dict:
         """The timing report so far (see `summarise`), with the run's counters."""

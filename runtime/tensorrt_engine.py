@@ -74,6 +74,7 @@ class TensorRTEngine:
     """The bundle's engine for this GPU (built and cached by blur2blur.export.tensorrt_build), one execution context."""
 
     depth = SLOTS
+    why = ""  # set by open_engine
 
     def __init__(self, bundle: Bundle, precision: str | None = None, cache_dir: str | Path | None = None) -> None:
         reason = unavailable_reason()

@@ -58,19 +58,28 @@ def write_frame_bundle(folder: Path, invert: bool = True, shape: list | None = N
     `shape` fixes the graph's input shape (default: dynamic batch, height and width); `shapes` ({"min", "max",
     "opt"} as NHWC lists) goes into meta.json as the bounds the runtime must keep.
     """
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Sub", ["white", "frames"], ["restored"]) if invert else \
+        helper.make_node("Identity", ["frames"], ["restored"])
+    white = [helper.make_tensor("white", TensorProto.UINT8, [], [255])] if invert else []
+    return write_graph_bundle(folder, [node], white, shape, shapes)
+
+
+def write_graph_bundle(folder: Path, nodes: list, initializers: list, shape: list | None = None,
+                       shapes: dict | None = None) -> Path:
+    """A bundle of any graph from uint8 NHWC `frames` to uint8 `restored` (onnx.helper nodes and initializers)."""
     import onnx
     from onnx import TensorProto, helper
 
     folder.mkdir(parents=True, exist_ok=True)
     shape = shape or ["batch", "height", "width", 3]
-    node = helper.make_node("Sub", ["white", "frames"], ["restored"]) if invert else \
-        helper.make_node("Identity", ["frames"], ["restored"])
     graph = helper.make_graph(
-        [node],
-        "invert" if invert else "identity",
+        nodes,
+        "frames",
         [helper.make_tensor_value_info("frames", TensorProto.UINT8, shape)],
         [helper.make_tensor_value_info("restored", TensorProto.UINT8, shape)],
-        [helper.make_tensor("white", TensorProto.UINT8, [], [255])] if invert else [],
+        initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8

@@ -79,7 +79,7 @@ def test_b2b_run_failing_mid_run_is_one_line_and_leaves_no_output(tmp_path, outp
         cv2.imwrite(str(tmp_path / "frames" / name), np.zeros((size, size, 3), np.uint8))
     result = subprocess.run([B2B_RUN, "--bundle", str(tmp_path / "bundle"), "--images", str(tmp_path / "frames"),
                              "--output", str(tmp_path / output), "--headless"], capture_output=True, text=True)
-    assert result.returncode == 1
+    assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("error:") and "12" in errors[0], result.stderr
     kept = ["bundle", "frames"] + (["out"] if output == "out" else [])  # a PNG folder stays, emptied

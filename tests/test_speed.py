@@ -11,6 +11,7 @@ from blur2blur.evaluate.speed import gflop_per_frame
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import save_checkpoint
 from blur2blur.models.deploy import DeployModel
+from blur2blur.runtime import openvino_engine
 from blur2blur.runtime.tensorrt_engine import unavailable_reason
 
 
@@ -23,13 +24,19 @@ def test_a_bundle_without_checkpoints_times_onnx_runtime_and_says_what_it_cannot
     result = b2b_bench("--bundle", bundle, "--sizes", "64x48,32x32", "--frames", 3, "--json", tmp_path / "speed.json")
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "speed.json").read_text())
+    openvino = [] if openvino_engine.unavailable_reason() else [
+        ("openvino", precision, size) for precision in ("fp32", "bf16") for size in ("64x48", "32x32")]
     assert [(r["backend"], r["precision"], r["size"]) for r in figures["rows"]] == [
-        ("onnxruntime", "fp32", "64x48"), ("onnxruntime", "fp32", "32x32")]
+        ("onnxruntime", "fp32", "64x48"), ("onnxruntime", "fp32", "32x32"), *openvino]
     for row in figures["rows"]:
         assert row["fps"] > 0 and 0 < row["p50_ms"] <= row["p95_ms"] and row["gflop_per_frame"] is None
+        assert row["of_peak"] is None  # no GFLOP count without the PyTorch model
     reasons = {(s["backend"], s["precision"]): s["reason"] for s in figures["skipped"]}
     assert reasons[("pytorch", "fp32")] == "the bundle records no checkpoints"
     assert "no fp16 graph" in reasons[("onnxruntime", "fp16")] and "no fp16 graph" in reasons[("tensorrt", "fp16")]
+    assert "bf16 runs on OpenVINO" in reasons[("onnxruntime", "bf16")]
+    if openvino:
+        assert reasons[("openvino", "fp16")] == "OpenVINO on the CPU runs fp32 or bf16"
     if unavailable_reason():
         assert reasons[("tensorrt", "fp32")] == unavailable_reason()
     assert "| ONNX Runtime (" in result.stdout and "not run: pytorch fp32" in result.stdout
@@ -47,8 +54,15 @@ def test_checkpoints_are_exported_and_timed_in_pytorch_and_both_graphs(tmp_path)
     assert gflop > 0 and all(r["gflop_per_frame"] == gflop for r in figures["rows"])
     assert all(r["gflop_per_s"] == pytest.approx(gflop * r["fps"]) for r in figures["rows"])
     if not torch.cuda.is_available():
-        assert figures["skipped"] == [{"backend": "pytorch", "precision": "fp16",
-                                       "reason": "PyTorch computes FP16 convolutions only on a GPU"}]
+        # the roofline: ONNX Runtime's CPU computes both graphs in FP32, against one measured FP32 peak
+        assert {(r["device"], r["math"]) for r in figures["rows"]} == {("cpu", "fp32")}
+        assert [p["math"] for p in figures["peaks"]] == ["fp32"] and figures["peaks"][0]["gflop_per_s"] > 1
+        assert all(r["of_peak"] == pytest.approx(r["gflop_per_s"] / figures["peaks"][0]["gflop_per_s"])
+                   for r in figures["rows"])
+        assert "| matmul peak | of peak |" in result.stdout and "(CPU fp32) |" in result.stdout
+        assert [(s["backend"], s["precision"]) for s in figures["skipped"]] == [
+            ("pytorch", "fp16"), ("pytorch", "bf16"), ("onnxruntime", "bf16")]
+        assert figures["skipped"][0]["reason"] == "PyTorch computes FP16 convolutions only on a GPU"
 
 
 def test_flops_grow_with_the_frame_and_the_converter():
@@ -61,7 +75,7 @@ def test_flops_grow_with_the_frame_and_the_converter():
 
 def test_bad_options_are_one_line(tmp_path):
     bundle = write_frame_bundle(tmp_path / "bundle")
-    assert_one_line_error(b2b_bench("--bundle", bundle, "--backends", "openvino"), "--backends openvino")
+    assert_one_line_error(b2b_bench("--bundle", bundle, "--backends", "tflite"), "--backends tflite")
     assert_one_line_error(b2b_bench("--bundle", bundle, "--sizes", "720p"), "--sizes 720p")
     assert_one_line_error(b2b_bench("--bundle", bundle, "--precisions", ","), "--precisions")
     assert_one_line_error(b2b_bench("--sizes", "64x64"), "either --bundle")
