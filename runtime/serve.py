@@ -5,21 +5,30 @@ An HTTP server on its own threads serves `/` (a page with the video and the figu
 as server-sent events). The pipeline only hands over references to its newest frames (`publish`); a frame is
 composed (input | restored) and JPEG-encoded on a viewer's thread, once per frame however many watch, and only
 while someone watches. Every viewer gets the newest frame: a slow or stalled one skips frames, it never queues
-them (a frame not followed soon is sent again: browsers show a part only when the next one begins). Off loopback, requests need the token (`?token=` or an `X-B2B-Token` header), compared in constant time.
+them (a frame not followed soon is sent again: browsers show a part only when the next one begins).
+
+Off loopback, requests need the token (`?token=` or an `X-B2B-Token` header), compared in constant time; a
+tokenless loopback server answers only requests addressed to its own loopback name and port (no DNS rebinding).
+A connection must send its request within a timeout, connections beyond a cap are closed at once, and a peer's
+misbehaviour is a debug line in the log, never a traceback.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import ipaddress
 import json
 import logging
+import socket
+import sys
 import threading
 import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
 import numpy as np
@@ -30,8 +39,10 @@ from blur2blur.errors import UserError
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 80
 EVENT_SECONDS = 0.5  # how often the page's figures update
-STALL_SECONDS = 60.0
-REPEAT_SECONDS = 0.02  # a frame not followed by another within this is sent again (see LiveHandler.stream)  # a viewer that takes nothing for this long is disconnected
+STALL_SECONDS = 60.0  # a viewer that takes nothing for this long is disconnected
+REPEAT_SECONDS = 0.02  # a frame not followed by another within this is sent again (see LiveHandler.stream)
+REQUEST_SECONDS = 10.0  # a connection that sends no whole request within this is closed
+MAX_CONNECTIONS = 32  # connections beyond this many at once are closed at once
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>blur2blur live</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -89,6 +100,18 @@ events.onerror = () => show("state", "disconnected");
 """
 
 
+def _inline_hash(page: str, tag: str) -> str:
+    """The CSP source that allows `page`'s one inline `<tag>` element, by its sha256."""
+    inline = page.split(f"<{tag}>", 1)[1].split(f"</{tag}>", 1)[0]
+    return f"'sha256-{base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()}'"
+
+
+# The page runs only its own inline script and style, loads the stream and the events from here, and may be
+# framed by no one.
+POLICY = (f"default-src 'none'; script-src {_inline_hash(PAGE, 'script')}; style-src {_inline_hash(PAGE, 'style')}; "
+          "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
 def parse_address(text: str) -> tuple[str, int]:
     """`[HOST:]PORT` -> (host, port); the host defaults to loopback. One-line errors naming --serve."""
     host, _, port = text.rpartition(":")
@@ -111,6 +134,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def names_loopback(host: str, port: int) -> bool:
+    """Whether `host` (a Host header: NAME[:PORT]) is a loopback name or address with the port `port`."""
+    if any(c in host for c in "@/?#\\ "):
+        return False
+    try:
+        parts = urlsplit("//" + host)
+        return (parts.port or 80) == port and is_loopback(parts.hostname or "")
+    except ValueError:  # a port that is not a number
+        return False
+
+
 def check_access(address: str, token: str | None, no_token: bool) -> None:
     """Off loopback a token is needed, unless the user says plainly that anyone may watch."""
     host, _ = parse_address(address)
@@ -124,9 +158,11 @@ def check_access(address: str, token: str | None, no_token: bool) -> None:
 class LiveView:
     """The newest frames and figures of a run, served over HTTP at `address` while the run goes on."""
 
-    def __init__(self, address: str, token: str | None = None, info: dict | None = None) -> None:
+    def __init__(self, address: str, token: str | None = None, info: dict | None = None,
+                 request_timeout: float = REQUEST_SECONDS, max_connections: int = MAX_CONNECTIONS) -> None:
         host, port = parse_address(address)
         self.token, self.info = token, dict(info or {})
+        self.loopback_only = token is None and is_loopback(host)  # then Host and Origin must name loopback
         # the pipeline's report so far (the pipeline sets it when it starts)
         self.figures: Callable[[], dict] = lambda: {"frames": 0, "fps": 0.0, "dropped": 0, "stages": {}}
         self._lock = threading.Lock()
@@ -143,12 +179,12 @@ class LiveView:
 
         class Handler(LiveHandler):
             live = view
+            timeout = request_timeout
 
         try:
-            self.server = ThreadingHTTPServer((host, port), Handler)
+            self.server = LiveServer((host, port), Handler, max_connections)
         except OSError as err:
             raise UserError(f"--serve {address}: cannot listen there ({err.strerror})") from None
-        self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                        name="serve", daemon=True)
         self.thread.start()
@@ -157,7 +193,7 @@ class LiveView:
     def url(self) -> str:
         host, port = self.server.server_address[:2]
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port}/" + (f"?token={self.token}" if self.token else "")
+        return f"http://{host}:{port}/" + (f"?token={quote(self.token, safe='')}" if self.token else "")
 
     # -- the pipeline's side: cheap, never blocks on a viewer
     def publish(self, original: np.ndarray | None, shown: np.ndarray, record: dict | None) -> None:
@@ -214,12 +250,73 @@ class LiveView:
                 "viewers_encoded_frames": self.encodes}
 
 
+class LiveServer(ThreadingHTTPServer):
+    """A threaded HTTP server on the host's address family, with at most `max_connections` at once (more are
+    closed at once), that logs a failed request in one line instead of printing a traceback."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_connections: int) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.max_connections = max_connections
+        self.slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, handler)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            log.debug("serve: %s: over %d connections: closed", client_address[0], self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread for it
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.slots.release()  # before the peer sees the close: it may connect again at once
+            self.shutdown_request(request)
+
+    def handle_error(self, request, client_address) -> None:
+        err = sys.exc_info()[1]
+        if isinstance(err, OSError):  # the peer's doing: a reset, a stall
+            log.debug("serve: %s: %s: %s", client_address[0], type(err).__name__, err)
+        else:  # ours: one line, the traceback with --debug
+            log.error("serve: a request from %s failed: %s: %s", client_address[0], type(err).__name__, err,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+
+
 class LiveHandler(BaseHTTPRequestHandler):
     live: LiveView
     protocol_version = "HTTP/1.1"
+    server_version = "blur2blur"
+
+    def version_string(self) -> str:
+        return self.server_version  # no versions of Python or http.server for a scanner to match
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         log.debug("serve: " + format, *args)
+
+    def end_headers(self) -> None:
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", POLICY)
+        super().end_headers()
+
+    def addressed_here(self) -> bool:
+        """On a tokenless loopback server, whether Host and Origin (where given) name it: a web page elsewhere
+        whose name was rebound to 127.0.0.1 is refused."""
+        if not self.live.loopback_only:
+            return True
+        port = self.server.server_address[1]
+        host, origin = self.headers.get("Host"), self.headers.get("Origin")
+        if host is not None and not names_loopback(host, port):
+            return False
+        return origin is None or (origin.startswith("http://") and names_loopback(origin.removeprefix("http://"), port))
 
     def authorised(self) -> bool:
         token = self.live.token
@@ -230,11 +327,14 @@ class LiveHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the base class's name
         self.connection.settimeout(STALL_SECONDS)
-        if not self.authorised():
-            return self.reply(401, "text/plain", b"a token is needed: open the URL that b2b-run printed\n")
         route = urlsplit(self.path).path
         try:
-            if route in ("/", "/index.html"):
+            if not self.addressed_here():
+                port = self.server.server_address[1]
+                self.reply(403, "text/plain", b"open the live view at http://127.0.0.1:%d/ (or localhost)\n" % port)
+            elif not self.authorised():
+                self.reply(401, "text/plain", b"a token is needed: open the URL that b2b-run printed\n")
+            elif route in ("/", "/index.html"):
                 self.reply(200, "text/html; charset=utf-8", PAGE.encode())
             elif route == "/stats.json":
                 self.reply(200, "application/json", json.dumps(self.live.stats()).encode())
@@ -252,6 +352,7 @@ class LiveHandler(BaseHTTPRequestHandler):
                 self.reply(404, "text/plain", b"not found: try /, /stream.mjpg, /snapshot.jpg, /stats.json\n")
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the viewer went away or stalled
+        self.connection.settimeout(self.timeout)  # for the next request on this connection
 
     def reply(self, status: int, kind: str, body: bytes) -> None:
         self.send_response(status)

@@ -1,11 +1,14 @@
 """Official weights by name: download from mirrors (on a real HTTP server on 127.0.0.1), resume, verification,
-the resolver's message for a missing file, and `b2b-train fetch-weights`."""
+broken and hostile mirrors, a full disk, the resolver's message for a missing file, and `b2b-train fetch-weights`."""
 
 import dataclasses
 import hashlib
 import io
 import os
+import socket
+import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -19,17 +22,22 @@ from blur2blur.models.checkpoint import _nafnet_arch, load_checkpoint, nafnet_ar
 from blur2blur.models.nafnet import NAFNet
 from blur2blur.shipped import resolve_checkpoint
 from blur2blur.train.cli import main, main_group
+from helpers import fill
 
 PAYLOAD = os.urandom(300_000)
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Serves `server.files` by path, with byte ranges unless `server.honour_range` is off."""
+    """Serves `server.files` by path, with byte ranges unless `server.honour_range` is off; a path in
+    `server.hostile` is answered by that function instead (given the handler and the file)."""
 
     def do_GET(self):
         body = self.server.files.get(self.path)
         asked = self.headers.get("Range")
         self.server.requests.append((self.path, asked))
+        if self.path in self.server.hostile:
+            self.server.hostile[self.path](self, body)
+            return
         if body is None:
             self.send_error(404)
             return
@@ -52,7 +60,7 @@ def server(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.files, httpd.requests, httpd.sent, httpd.honour_range = {}, [], 0, True
+    httpd.files, httpd.requests, httpd.sent, httpd.honour_range, httpd.hostile = {}, [], 0, True, {}
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.cache = tmp_path / "cache" / "blur2blur" / "weights"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -116,6 +124,126 @@ def test_a_missing_mirror_is_skipped_for_the_next(server):
     del server.files["/gone.pth"]
     assert fetch_weights(weights, progress=False).read_bytes() == PAYLOAD
     assert [path for path, _ in server.requests] == ["/gone.pth", "/here.pth"]
+
+
+def endless_without_length(handler, body):
+    """The file, then megabytes more, with no Content-Length: nothing in the headers caps it."""
+    handler.send_response(200)
+    handler.end_headers()
+    try:
+        handler.wfile.write(body)
+        for _ in range(20):
+            handler.wfile.write(os.urandom(len(body)))
+    except OSError:
+        pass  # the client stopped reading
+
+
+def length_not_a_number(handler, body):
+    handler.send_response(200)
+    handler.send_header("Content-Length", "abc")
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def closes_halfway(handler, body, length: bool):
+    """Half the file, then a clean close (HTTP/1.0), with or without the whole file's Content-Length."""
+    handler.send_response(200)
+    if length:
+        handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body[:len(body) // 2])
+
+
+def drip(handler, body, where: str):
+    """One byte every 0.1 s for up to 10 s: of the body after whole headers, or of the headers themselves."""
+    handler.wfile.write(b"HTTP/1.0 200 OK\r\n")
+    if where == "body":
+        handler.wfile.write(b"Content-Length: %d\r\n\r\n" % len(body))
+    stream = body if where == "body" else b"X-Slow: " + b"x" * 100
+    try:
+        for i in range(100):
+            handler.wfile.write(stream[i:i + 1])
+            time.sleep(0.1)
+    except OSError:
+        pass  # the client gave up
+
+
+def resets(handler, body):
+    """Headers and a little of the body, then a TCP reset."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body[:1000])
+    handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.connection.close()
+
+
+def garbage(handler, body):
+    handler.wfile.write(b"SPAM SPAM SPAM\r\n\r\n")
+
+
+def test_a_body_longer_than_the_file_is_cut_at_its_size(server):
+    weights = weights_served(server, PAYLOAD, "/long.pth")
+    server.hostile["/long.pth"] = endless_without_length
+    assert fetch_weights(weights, progress=False).read_bytes() == PAYLOAD
+
+
+def test_a_length_that_is_not_a_number_is_taken_as_unknown(server):
+    weights = weights_served(server, PAYLOAD, "/abc.pth")
+    server.hostile["/abc.pth"] = length_not_a_number
+    assert fetch_weights(weights, progress=False).read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["with-length", "without-length"])
+def test_a_mirror_that_closes_halfway_leaves_its_part_to_resume_from(server, length):
+    weights = weights_served(server, PAYLOAD, "/cut.pth", "/here.pth")
+    server.hostile["/cut.pth"] = lambda handler, body: closes_halfway(handler, body, length)
+    alone = dataclasses.replace(weights, mirrors=weights.mirrors[:1])
+    with pytest.raises(UserError, match=f"{server.url}/cut.pth: the transfer ended after 150,000 of 300,000 bytes"):
+        fetch_weights(alone, progress=False)
+    part = official_path(weights).with_name("NAFNet-GoPro-width32.pth.part")
+    assert part.read_bytes() == PAYLOAD[:150_000]  # kept for the next try
+    assert fetch_weights(weights, progress=False).read_bytes() == PAYLOAD
+    assert server.requests[1:] == [("/cut.pth", "bytes=150000-"), ("/here.pth", "bytes=150000-")]
+    assert server.sent == len(PAYLOAD) - 150_000
+
+
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_dripping_mirror_is_left_at_the_deadline_for_the_next(server, where):
+    weights = weights_served(server, PAYLOAD, "/drip.pth", "/here.pth")
+    server.hostile["/drip.pth"] = lambda handler, body: drip(handler, body, where)
+    began = time.monotonic()
+    assert fetch_weights(weights, progress=False, deadline_s=0.5).read_bytes() == PAYLOAD
+    assert time.monotonic() - began < 2.5
+    (first, _), (second, asked) = server.requests
+    assert (first, second) == ("/drip.pth", "/here.pth")
+    if where == "body":  # the bytes that dripped in are kept and resumed from
+        assert asked is not None and 0 < int(asked.removeprefix("bytes=").rstrip("-")) < 20
+    else:
+        assert asked is None
+
+
+@pytest.mark.parametrize("broken", [resets, garbage])
+def test_a_network_failure_moves_on_to_the_next_mirror(server, broken):
+    weights = weights_served(server, PAYLOAD, "/broken.pth", "/here.pth")
+    server.hostile["/broken.pth"] = broken
+    assert fetch_weights(weights, progress=False).read_bytes() == PAYLOAD
+    assert [path for path, _ in server.requests] == ["/broken.pth", "/here.pth"]
+
+
+def test_a_full_disk_names_the_file_and_stops_there(server, small_disk, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(small_disk))
+    weights = weights_served(server, PAYLOAD, "/one.pth", "/two.pth")
+    part = official_path(weights).with_name("NAFNet-GoPro-width32.pth.part")
+    part.parent.mkdir(parents=True)
+    fill(small_disk, leave=100_000)  # a third of the file fits
+    with pytest.raises(UserError) as caught:
+        fetch_weights(weights, progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("fetch-weights nafnet-gopro-w32: ")
+    assert f"{part}: No space left on device (the disk is full: free some space and run again)" in message
+    assert "another mirror would not help" in message
+    assert [path for path, _ in server.requests] == ["/one.pth"]
 
 
 def test_a_wrong_hash_leaves_nothing_in_place_and_says_what_to_do(server):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import http.client
 import json
+import logging
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import time
 import urllib.error
@@ -41,7 +46,8 @@ class Served:
             clip = tmp_path / "clip.mp4"
             counter_video(clip)
         self.process = subprocess.Popen([B2B_RUN, "--bundle", str(bundle), "--video", str(clip), "--loop",
-                                         "--headless", *extra], stderr=subprocess.PIPE, text=True)
+                                         "--headless", "--backend", "onnxruntime", *extra],
+                                        stderr=subprocess.PIPE, text=True)
         self.url = ""
         for line in self.process.stderr:
             found = re.search(r"live view: open (\S+)", line)
@@ -126,6 +132,122 @@ def test_frames_are_encoded_only_while_someone_watches():
         live.close()
 
 
+@pytest.fixture
+def live():
+    """LiveViews made in the test (`live(address, ...)`), closed after it."""
+    views = []
+
+    def start(address: str = "127.0.0.1:0", *args, **kwargs) -> LiveView:
+        views.append(LiveView(address, *args, **kwargs))
+        return views[-1]
+
+    yield start
+    for view in views:
+        view.close()
+
+
+def status_of(port: int, headers: dict, path: str = "/stats.json") -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers=headers)  # a Host header given replaces http.client's own
+        reply = connection.getresponse()
+        reply.read()
+        return reply.status
+    finally:
+        connection.close()
+
+
+def test_a_peer_that_resets_its_connection_leaves_no_traceback(live, capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger="blur2blur.runtime.serve")
+    host, port = live().server.server_address[:2]
+    peer = socket.create_connection((host, port))
+    peer.sendall(b"GET /nothing HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port))
+    assert peer.recv(4096).startswith(b"HTTP/1.1 404")  # kept alive: the server waits for the next request
+    peer.sendall(b"GET / HT")
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()  # a TCP reset
+    waited = time.monotonic()
+    while not any("reset" in record.getMessage().lower() for record in caplog.records):
+        if time.monotonic() - waited > 2:
+            break
+        time.sleep(0.05)
+    assert "Traceback" not in capfd.readouterr().err
+    lines = [r for r in caplog.records if "reset" in r.getMessage().lower()]
+    assert len(lines) == 1 and lines[0].levelno == logging.DEBUG and "\n" not in lines[0].getMessage()
+
+
+def test_a_tokenless_server_answers_only_its_own_loopback_names(live):
+    port = live().server.server_address[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}", f"[::1]:{port}"):
+        assert status_of(port, {"Host": host}) == 200, host
+    for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "127.0.0.1",
+                 f"127.0.0.1:{port + 1}", f"evil@127.0.0.1:{port}"):  # a rebinding site's name, another port
+        assert status_of(port, {"Host": host}) == 403, host
+    here = {"Host": f"127.0.0.1:{port}"}
+    assert status_of(port, here | {"Origin": f"http://localhost:{port}"}) == 200
+    for origin in ("http://evil.example", f"http://evil.example:{port}", "null", f"https://127.0.0.1:{port}"):
+        assert status_of(port, here | {"Origin": origin}) == 403, origin
+    guarded = live(token="s3cret").server.server_address[1]  # the token guards it instead
+    assert status_of(guarded, {"Host": f"evil.example:{guarded}", "X-B2B-Token": "s3cret"}) == 200
+
+
+def test_the_printed_url_carries_any_token(live):
+    view = live(token="a+b&c#d é")
+    assert view.url.endswith("/?token=a%2Bb%26c%23d%20%C3%A9")
+    with urllib.request.urlopen(view.url, timeout=5) as page:
+        assert page.status == 200
+    base, _, query = view.url.partition("?")
+    with urllib.request.urlopen(f"{base}stats.json?{query}", timeout=5) as stats:
+        assert json.loads(stats.read())["running"] is True
+
+
+def test_idle_connections_time_out_and_their_number_is_capped(live):
+    view = live(request_timeout=1.5, max_connections=2)
+    address = view.server.server_address[:2]
+    idle = [socket.create_connection(address) for _ in range(2)]  # connected, and never a request
+    over = socket.create_connection(address, timeout=5)
+    assert over.recv(1) == b""  # closed at once
+    idle[0].setblocking(False)
+    with pytest.raises(BlockingIOError):  # while the first two still hold theirs
+        idle[0].recv(1)
+    for peer in idle:
+        peer.settimeout(5)
+        assert peer.recv(1) == b""  # closed after the request timeout
+    assert status_of(address[1], {}) == 200  # their places are free again
+    over.close()
+    for peer in idle:
+        peer.close()
+
+
+def test_an_ipv6_address_is_served(live):
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError as err:
+        pytest.skip(f"no IPv6 loopback here: {err}")
+    view = live("[::1]:0")
+    assert view.url.startswith("http://[::1]:")
+    with urllib.request.urlopen(view.url + "stats.json", timeout=5) as stats:
+        assert json.loads(stats.read())["running"] is True
+
+
+def test_replies_forbid_sniffing_and_framing_and_name_no_versions(live):
+    view = live()
+    with urllib.request.urlopen(view.url, timeout=5) as reply:
+        headers, page = reply.headers, reply.read().decode()
+    assert headers["Server"] == "blur2blur" and headers["X-Content-Type-Options"] == "nosniff"
+    policy = headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy
+    assert "img-src 'self'" in policy and "connect-src 'self'" in policy  # the stream and the events
+    for tag in ("script", "style"):  # the page's own inline script and style, and no other
+        inline = page.split(f"<{tag}>")[1].split(f"</{tag}>")[0]
+        assert f"'sha256-{base64.b64encode(hashlib.sha256(inline.encode()).digest()).decode()}'" in policy
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(view.url + "nothing", timeout=5)
+    assert missing.value.headers["Server"] == "blur2blur"
+    assert missing.value.headers["X-Content-Type-Options"] == "nosniff"
+    assert status_of(view.server.server_address[1], {"Host": "evil.example"}, "/") == 403
+
+
 def test_the_stream_snapshot_and_figures_over_http(served):
     run = served("--serve", "0")
     frames = mjpeg_frames(run.url.split("?")[0] + "stream.mjpg", 3)
@@ -165,7 +287,7 @@ def test_a_stalled_viewer_neither_stops_the_others_nor_the_run(served):
     host, port = re.match(r"http://([^:/]+):(\d+)/", run.url).groups()
     stalled = socket.create_connection((host, int(port)))
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: %s:%s\r\n\r\n" % (host.encode(), port.encode()))  # never reads
     try:
         before = json.loads(run.get("stats.json"))["frames"]
         viewers = [mjpeg_frames(run.url.split("?")[0] + "stream.mjpg", 5) for _ in range(2)]

@@ -80,6 +80,20 @@ def test_refuses_unlabelled_pairs_already_in_the_folder(tmp_path, sources):
         synthesize("known", sources, tmp_path, count=1, size=24)
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_refuses_a_folder_of_the_users_own_pairs_and_touches_nothing(tmp_path, sources, overwrite):
+    for sub in ("blur", "sharp"):  # the user's own names: none looks like ours
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "IMG_0001.jpg"), sources[1])
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(UserError) as caught:
+        synthesize("known", sources, tmp_path, count=1, size=24, overwrite=overwrite)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"--out {tmp_path}: ")
+    assert "choose another --out" in message
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(count=0), "count"),
     (dict(size=8), "size"),

@@ -68,8 +68,8 @@ def random_crop(image: np.ndarray, crop: int, rng: np.random.Generator) -> np.nd
 def _prepare_out_dir(out_dir: Path, summary: dict[str, Any], overwrite: bool) -> None:
     """Refuse to mix with another synthesis; clear old pairs on overwrite or beyond a resumed count."""
     key = ("domain", "seed", "size", "sources_digest")
-    old_pairs = [p for sub in ("blur", "sharp") if (out_dir / sub).is_dir()
-                 for p in (out_dir / sub).iterdir() if _PAIR_NAME.match(p.name)]
+    folders = [out_dir / sub for sub in ("blur", "sharp") if (out_dir / sub).is_dir()]
+    old_pairs = [p for folder in folders for p in folder.iterdir() if _PAIR_NAME.match(p.name)]
     previous = None
     if (out_dir / _SUMMARY).is_file():
         try:
@@ -77,10 +77,11 @@ def _prepare_out_dir(out_dir: Path, summary: dict[str, Any], overwrite: bool) ->
         except (OSError, ValueError):
             previous = None
     same = previous is not None and all(previous.get(k) == summary[k] for k in key)
-    if old_pairs and previous is None:  # not ours: --overwrite replaces a synthesis, never a user's own pairs
-        raise UserError(f"{out_dir} already holds pairs that b2b-train synth did not write (no readable {_SUMMARY}); "
-                        "they are left as they are: choose another folder")
-    if (old_pairs or previous is not None) and not same and not overwrite:
+    # Not ours, whatever the files' names: --overwrite replaces a synthesis, never a user's own pairs.
+    if previous is None and any(any(folder.iterdir()) for folder in folders):
+        raise UserError(f"--out {out_dir}: its blur/ or sharp/ holds files that b2b-train synth did not write (no "
+                        f"readable {_SUMMARY}); they are left as they are: choose another --out")
+    if previous is not None and not same and not overwrite:
         what = (f"a synthesis of domain {previous.get('domain')!r} seed {previous.get('seed')} "
                 f"size {previous.get('size')}, {previous.get('sources')} source images")
         raise UserError(f"{out_dir} already holds {what}; choose another folder or pass --overwrite")
