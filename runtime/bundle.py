@@ -14,6 +14,10 @@ ONNX_NAMES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}
 BUNDLE_FORMAT = "blur2blur-bundle/1"
 
 
+class DamagedGraph(UserError):
+    """A bundle's graph that does not parse: no other backend can run it either."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """Height x width bounds and the largest batch (meta.json's min/max shapes)."""

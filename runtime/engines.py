@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from blur2blur.errors import UserError, one_line
-from blur2blur.runtime.bundle import Bundle
+from blur2blur.runtime.bundle import Bundle, DamagedGraph
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime")
@@ -68,8 +68,9 @@ class OnnxRuntimeEngine:
         try:
             self.session = ort.InferenceSession(str(onnx_path), options, providers=providers or best_providers())
         except Exception as err:  # ONNX Runtime's own types: InvalidProtobuf, Fail, ...
-            raise UserError(f"{onnx_path}: ONNX Runtime cannot load it ({type(err).__name__}: {one_line(err)[:160]}); "
-                            "the file is damaged or incomplete: export the bundle again") from None
+            raise DamagedGraph(f"{onnx_path}: ONNX Runtime cannot load it ({type(err).__name__}: "
+                               f"{one_line(err)[:160]}); the file is damaged or incomplete: export the bundle again") \
+                from None
         self.input_name = self.session.get_inputs()[0].name
         self.name = f"onnxruntime ({self.session.get_providers()[0]}, {Path(onnx_path).name})"
 
@@ -127,7 +128,7 @@ def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") 
             try:
                 return _picked(OpenVinoEngine(bundle, None if precision == "auto" else precision), backend, passed)
             except UserError as err:
-                if backend == "openvino":
+                if backend == "openvino" or isinstance(err, DamagedGraph):
                     raise
                 log.warning("OpenVINO: %s; using ONNX Runtime instead", err)
                 passed.append("OpenVINO failed")

@@ -23,7 +23,7 @@ from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError, one_line
 from blur2blur.images import write_atomic
 from blur2blur.quality import psnr
-from blur2blur.runtime.bundle import Bundle, Profile
+from blur2blur.runtime.bundle import Bundle, DamagedGraph, Profile
 
 log = logging.getLogger(__name__)
 SLOTS = 2  # one request is filled while the other computes
@@ -94,6 +94,7 @@ class OpenVinoEngine:
         if reason:
             raise UserError(f"the OpenVINO backend cannot run here: {reason}")
         import openvino as ov
+        from openvino.frontend import FrontEndManager
 
         self._core = ov.Core()
         precision = precision or cpu_precision(self._core)
@@ -105,11 +106,12 @@ class OpenVinoEngine:
         self.cache = Path(cache_dir) if cache_dir else default_cache_dir()
         self._core.set_property({"CACHE_DIR": str(self.cache / "blobs")})
         path = bundle.onnx_path("fp32")
-        try:
-            self._model = self._core.read_model(str(path))
+        try:  # the ONNX reader alone: Core.read_model would also try other formats' readers, which print
+            onnx_reader = FrontEndManager().load_by_framework("onnx")
+            self._model = onnx_reader.convert(onnx_reader.load(str(path)))
         except Exception as err:  # OpenVINO's own types for a damaged or unsupported graph
-            raise UserError(f"{path}: OpenVINO cannot read it ({one_line(err)[:160]}); export the bundle again, "
-                            "or run with --backend onnxruntime") from None
+            raise DamagedGraph(f"{path}: OpenVINO cannot load it ({one_line(err)[:160]}); the file is damaged or "
+                               "incomplete: export the bundle again") from None
         self._shapes: dict[tuple[int, ...], _Shape] = {}
         self.graph_shape = [d.get_length() if d.is_static else None for d in self._model.inputs[0].get_partial_shape()]
         self.version = ov.get_version().split("-")[0]
