@@ -7,6 +7,7 @@ while the GPU works on the last.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
 from typing import Protocol
@@ -104,38 +105,26 @@ def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") 
     if precision == "bf16" and backend in ("tensorrt", "onnxruntime"):
         raise UserError(f"--precision bf16 runs on --backend openvino (the CPU's matrix units), not {backend}")
     passed = []  # why auto did not pick a backend
-    if backend == "tensorrt" or (backend == "auto" and precision != "bf16"):
-        from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
-
-        reason = unavailable_reason()
-        if reason is None:
-            try:
-                return _picked(TensorRTEngine(bundle, None if precision == "auto" else precision), backend, passed)
-            except UserError as err:  # auto: another backend still runs the bundle
-                if backend == "tensorrt":
-                    raise
-                log.warning("TensorRT: %s; trying the next backend", err)
-                passed.append("TensorRT failed")
-        elif backend == "tensorrt":
-            raise UserError(f"--backend tensorrt: {reason}; or use --backend onnxruntime")
-        else:
-            passed.append(f"no TensorRT: {reason}")
-    if backend == "openvino" or (backend == "auto" and precision != "fp16"):
-        from blur2blur.runtime.openvino_engine import OpenVinoEngine, unavailable_reason
-
-        reason = unavailable_reason()
-        if reason is None:
-            try:
-                return _picked(OpenVinoEngine(bundle, None if precision == "auto" else precision), backend, passed)
-            except UserError as err:
-                if backend == "openvino" or isinstance(err, DamagedGraph):
-                    raise
-                log.warning("OpenVINO: %s; using ONNX Runtime instead", err)
-                passed.append("OpenVINO failed")
-        elif backend == "openvino":
-            raise UserError(f"--backend openvino: {reason}; or use --backend onnxruntime")
-        else:
-            passed.append(f"no OpenVINO: {reason}")
+    # the accelerators in auto's order, each where the precision asked for is one it runs
+    for name, label, engine_class, runs in (("tensorrt", "TensorRT", "TensorRTEngine", ("auto", "fp32", "fp16")),
+                                            ("openvino", "OpenVINO", "OpenVinoEngine", ("auto", "fp32", "bf16"))):
+        if backend not in (name, "auto") or precision not in runs:
+            continue
+        module = importlib.import_module(f"blur2blur.runtime.{name}_engine")
+        reason = module.unavailable_reason()
+        if reason is not None:
+            if backend == name:
+                raise UserError(f"--backend {name}: {reason}; or use --backend onnxruntime")
+            passed.append(f"no {label}: {reason}")
+            continue
+        try:
+            engine = getattr(module, engine_class)(bundle, None if precision == "auto" else precision)
+            return _picked(engine, backend, passed)
+        except UserError as err:  # auto: another backend may still run the bundle, unless its graph is damaged
+            if backend == name or isinstance(err, DamagedGraph):
+                raise
+            log.warning("%s: %s; trying the next backend", label, err)
+            passed.append(f"{label} failed")
     if precision == "bf16":
         raise UserError(f"--precision bf16 needs OpenVINO ({'; '.join(passed)})")
     providers = best_providers()
