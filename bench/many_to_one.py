@@ -17,7 +17,7 @@ deblurrer). Every evaluation of G during training runs on those test pairs (they
 them), so the table also shows how far the no-pairs pick is from the run's best checkpoint (the oracle). Every
 step is seeded: the same command prints the same table.
 
-    python bench/many_to_one.py [--domains lowlight,phone] [--converter-steps 600] [--work DIR]
+    python bench/many_to_one.py [--domains lowlight,phone,random:0-11] [--converter-steps 600] [--work DIR]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from blur2blur.train.content import load_sharp_images
 from blur2blur.train.converter import train_converter
 from blur2blur.train.datasets import open_pairs
 from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
-from blur2blur.train.domains import CAMERAS, DOMAINS
+from blur2blur.train.domains import CAMERAS, DOMAINS, parse_cameras
 from blur2blur.train.synth import synthesize
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
@@ -64,12 +64,28 @@ def timed(run_folder: Path) -> float:
     return seconds
 
 
-def no_pairs_pick(run_folder: Path) -> tuple[dict, float]:
-    """(the test figures of the evaluation a user without pairs keeps, the run's best test PSNR)."""
+def no_pairs_pick(run_folder: Path) -> tuple[dict, float, float]:
+    """(the test figures of the evaluation a user without pairs keeps, the run's best test PSNR, the rank
+    correlation of the no-pairs score with the test PSNR over the run's evaluations)."""
     lines = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
     evaluations = [line for line in lines if "val_psnr" in line and "noref_score" in line]
     kept = max(evaluations, key=lambda line: line["noref_score"])
-    return kept, max(line["val_psnr"] for line in evaluations)
+    scores = [line["noref_score"] for line in evaluations]
+    return kept, max(line["val_psnr"] for line in evaluations), spearman(scores, [e["val_psnr"] for e in evaluations])
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (tied values share their mean rank; 0 where either side is constant)."""
+    ranks = []
+    for values in (np.asarray(a, float), np.asarray(b, float)):
+        rank = np.empty(len(values))
+        rank[np.argsort(values, kind="stable")] = np.arange(len(values))
+        for value in np.unique(values):
+            rank[values == value] = rank[values == value].mean()
+        ranks.append(rank)
+    if len(a) < 2 or min(r.std() for r in ranks) == 0:
+        return 0.0
+    return float(np.corrcoef(*ranks)[0, 1])
 
 
 def converter(work: Path, name: str, images: list, known: str, test: Path, args: argparse.Namespace) -> Path:
@@ -114,7 +130,8 @@ def perfect_converter(deblurrer, test: Path, work: Path, name: str, draws: int =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--domains", default=",".join(CAMERAS), help="camera presets (default: all)")
+    parser.add_argument("--domains", default=",".join(CAMERAS),
+                        help="cameras: presets and random ones, random:A-B for a range of seeds (default: the presets)")
     parser.add_argument("--deblurrer", default="starter", help="the known deblurrer (default: the shipped starter)")
     parser.add_argument("--upper-steps", type=int, default=1200,
                         help="fine-tuning steps of the upper bound (default: about G's CPU time at the defaults; the "
@@ -137,7 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = Path(args.work or tempfile.mkdtemp(prefix="b2b-many-to-one-"))
-    names = [n.strip() for n in args.domains.split(",") if n.strip()]
+    names = parse_cameras(args.domains)
     start = time.perf_counter()
 
     train_images = load_sharp_images(args.train_sharp)
@@ -152,9 +169,9 @@ def main() -> None:
                                 "deblurrer")[0].eval()
         bound = evaluate_deblurrer(upper, open_pairs(str(test)), 0)
         perfect = perfect_converter(deblurrer, test, work, name)
-        ours, best_test = no_pairs_pick(run)
+        ours, best_test, correlation = no_pairs_pick(run)
         seconds = (timed(run), timed(work / f"upper-{name}"))
-        rows.append((name, ours, bound, perfect, best_test, seconds))
+        rows.append((name, ours, bound, perfect, best_test, correlation, seconds))
         print(f"{name}: blurry {ours['val_psnr_input']:.2f}, alone {ours['val_psnr_deblurred']:.2f}, converted "
               f"{ours['val_psnr']:.2f}, perfect G {perfect['val_psnr']:.2f}, upper bound {bound['val_psnr']:.2f} "
               f"({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
@@ -164,18 +181,22 @@ def main() -> None:
           f"({args.converter_steps} steps, perceptual {args.perceptual}); upper bound: {args.deblurrer} fine-tuned "
           f"{args.upper_steps} steps on 200 pairs of the camera; test: {args.count} pairs of 128 x 128 per camera "
           f"from {args.test_sharp}; PSNR / SSIM\n")
-    print("| camera | blurry input | deblurrer alone | after the converter | perfect G | upper bound | vs blurry "
-          "| gap closed | no-pairs pick vs the run's best | CPU s: G / upper |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name, ours, bound, perfect, best_test, (g_seconds, upper_seconds) in rows:
+    print("| camera | blurry input | deblurrer alone | after the converter | after G - alone | perfect G | upper bound "
+          "| gap closed | no-pairs pick vs the run's best | rank corr. | CPU s: G / upper |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    harmed = 0
+    for name, ours, bound, perfect, best_test, correlation, (g_seconds, upper_seconds) in rows:
         alone, after, best = ours["val_psnr_deblurred"], ours["val_psnr"], bound["val_psnr"]
         closed = f"{(after - alone) / (best - alone):.0%}" if best - alone >= 1.0 else "(gap < 1 dB)"
+        harmed += after - alone < -0.1
         print(f"| {name} | {ours['val_psnr_input']:.2f} / {ours['val_ssim_input']:.3f} | "
               f"{alone:.2f} / {ours['val_ssim_deblurred']:.3f} | {after:.2f} / {ours['val_ssim']:.3f} | "
-              f"{perfect['val_psnr']:.2f} / {perfect['val_ssim']:.3f} | "
-              f"{best:.2f} / {bound['val_ssim']:.3f} | {after - ours['val_psnr_input']:+.2f} | {closed} | "
-              f"{after - best_test:+.2f} dB (step {ours['step']}) | {g_seconds:.0f} / {upper_seconds:.0f} |")
-
+              f"{after - alone:+.2f} | {perfect['val_psnr']:.2f} / {perfect['val_ssim']:.3f} | "
+              f"{best:.2f} / {bound['val_ssim']:.3f} | {closed} | "
+              f"{after - best_test:+.2f} dB (step {ours['step']}) | {correlation:+.2f} | "
+              f"{g_seconds:.0f} / {upper_seconds:.0f} |")
+    print(f"\nharm rate (the kept G more than 0.1 dB below the deblurrer alone): {harmed} of {len(rows)}; rank corr.: "
+          "Spearman's between the no-pairs score and the test PSNR over each run's evaluations")
 
 if __name__ == "__main__":
     main()
