@@ -23,7 +23,7 @@ from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError, one_line
 from blur2blur.images import write_atomic
 from blur2blur.quality import psnr
-from blur2blur.runtime.bundle import Bundle, DamagedGraph, Profile
+from blur2blur.runtime.bundle import Bundle, DamagedGraph, Profile, sha256
 
 log = logging.getLogger(__name__)
 SLOTS = 2  # one request is filled while the other computes
@@ -88,8 +88,7 @@ class OpenVinoEngine:
     depth = SLOTS
     why = ""  # set by open_engine
 
-    def __init__(self, bundle: Bundle, precision: str | None = None, cache_dir: str | Path | None = None,
-                 check: bool = True) -> None:
+    def __init__(self, bundle: Bundle, precision: str | None = None, cache_dir: str | Path | None = None) -> None:
         reason = unavailable_reason()
         if reason:
             raise UserError(f"the OpenVINO backend cannot run here: {reason}")
@@ -104,7 +103,12 @@ class OpenVinoEngine:
             raise UserError("--precision bf16: this CPU has no bf16 units (AMX or AVX512-BF16); use fp32")
         self.precision, self.bundle = precision, bundle
         self.cache = Path(cache_dir) if cache_dir else default_cache_dir()
-        self._core.set_property({"CACHE_DIR": str(self.cache / "blobs")})
+        try:
+            (self.cache / "blobs").mkdir(parents=True, exist_ok=True)
+            self._core.set_property({"CACHE_DIR": str(self.cache / "blobs")})
+        except OSError as err:  # a read-only home: compile on every run instead
+            log.warning("OpenVINO: cannot keep compiled models in %s (%s): compiling them on every run",
+                        self.cache, one_line(err))
         path = bundle.onnx_path("fp32")
         try:  # the ONNX reader alone: Core.read_model would also try other formats' readers, which print
             onnx_reader = FrontEndManager().load_by_framework("onnx")
@@ -116,7 +120,7 @@ class OpenVinoEngine:
         self.graph_shape = [d.get_length() if d.is_static else None for d in self._model.inputs[0].get_partial_shape()]
         self.version = ov.get_version().split("-")[0]
         self.name = f"openvino {'.'.join(self.version.split('.')[:2])} (CPU, {precision}, model.onnx)"
-        self.verification = check_accuracy(self) if check else None
+        self.verification = check_accuracy(self)
 
     def _compiled(self, shape: tuple[int, ...]) -> _Shape:
         if shape not in self._shapes:
@@ -242,8 +246,7 @@ def check_frames(height: int, width: int) -> dict[str, np.ndarray]:
 def check_accuracy(engine: OpenVinoEngine) -> dict:
     """The engine's output against ONNX Runtime FP32 on `check_frames`, once per bundle graph, OpenVINO version,
     CPU and precision (the result is kept in the cache); UserError when it is below the limits."""
-    artefact = engine.bundle.meta.get("artefacts", {}).get("model.onnx", {})
-    key = "-".join([artefact.get("sha256", "unlisted")[:16], engine.version, engine.precision,
+    key = "-".join([sha256(engine.bundle.onnx_path("fp32"))[:16], engine.version, engine.precision,
                     "".join(c if c.isalnum() else "_" for c in cpu_name(engine._core))])
     record = engine.cache / "checks" / f"{key}.json"
     try:

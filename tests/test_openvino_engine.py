@@ -166,3 +166,19 @@ def test_shipped_starter_runs_with_its_layer_norms_over_channels_as_accurately(t
     assert OpenVinoEngine(bundle, "fp32", tmp_path / "cache").verification["psnr_db"] >= 50
     if bf16_cpu():
         assert OpenVinoEngine(bundle, "bf16", tmp_path / "cache").verification["psnr_db"] >= 40
+
+
+@needs_openvino
+def test_a_full_or_unwritable_cache_costs_only_the_caching(small_disk, tmp_path, caplog):
+    from helpers import fill
+
+    fill(small_disk)
+    bundle = open_bundle(write_frame_bundle(tmp_path / "bundle"))
+    frames = np.arange(2 * 20 * 30 * 3, dtype=np.uint32).astype(np.uint8).reshape(2, 20, 30, 3)
+    for cache in (small_disk / "cache", tmp_path / "bundle" / "meta.json" / "cache"):  # full; not a folder
+        caplog.clear()
+        engine = OpenVinoEngine(bundle, "fp32", cache)
+        np.testing.assert_array_equal(infer(engine, frames), 255 - frames)
+        assert engine.verification["cached"] is False and "could not keep the accuracy check" in caplog.text
+        engine.close()
+    assert "cannot keep compiled models" in caplog.text
