@@ -83,12 +83,12 @@ starter: setup
 		--size 128 --seed 0
 	$(BIN)/b2b-train deblurrer --pairs runs/starter-pairs --out $(STARTER_RUN) --arch nafnet-w16 --rotate \
 		--steps 16000 --lr 1.5e-3 --warmup 200 --eval-every 2000 $(if $(wildcard $(STARTER_RUN)/last.pt),--resume)
-	$(BIN)/b2b-train pack $(STARTER_RUN)/last.pt --out runs/starter-stage1.pt
+	$(BIN)/b2b-train pack $(STARTER_RUN)/last.pt --out runs/starter-stage1.pt --force
 	$(BIN)/b2b-train synth --domain known --sharp skimage,texleaves:64,deadleaves:16 --out runs/starter2-pairs \
 		--count 4000 --size 128 --seed 10
 	$(BIN)/b2b-train deblurrer --pairs runs/starter2-pairs --out $(STARTER_RUN)2 --init runs/starter-stage1.pt --rotate \
 		--steps 8000 --lr 1e-3 --warmup 100 --eval-every 2000 $(if $(wildcard $(STARTER_RUN)2/last.pt),--resume)
-	$(BIN)/b2b-train pack $(STARTER_RUN)2/last.pt --out weights/starter.pt
+	$(BIN)/b2b-train pack $(STARTER_RUN)2/last.pt --out weights/starter.pt --force
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -82,7 +82,9 @@ def remove_stale_temporaries(path: str | Path) -> int:
     """Delete what killed writers left of `path` (`temporary` files of any process); call it holding `path`'s
     lock, so that no live writer's file goes. Returns how many were removed."""
     path = Path(path)
-    stale = list(path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}"))
+    name = re.compile(rf"\.{re.escape(path.stem)}\.\d+\.tmp{re.escape(path.suffix)}")  # `temporary`'s names only
+    stale = [file for file in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}")
+             if name.fullmatch(file.name)]
     for file in stale:
         file.unlink(missing_ok=True)
     return len(stale)

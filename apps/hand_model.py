@@ -47,6 +47,12 @@ def default_model_path() -> Path:
     return user_cache_dir("mediapipe") / "hand_landmarker.task"
 
 
+def hand_model_inputs(option: str | None = None) -> dict[str, str | None]:
+    """Every hand model a run may read (for the output rule): --hand-model, $B2B_HAND_MODEL and the cached one."""
+    return {"--hand-model": option, f"${MODEL_ENV}": os.environ.get(MODEL_ENV),
+            "the cached hand model": str(default_model_path())}
+
+
 def resolve_hand_model(option: str | None = None) -> Path:
     """The task file to use: `option` (--hand-model), else $B2B_HAND_MODEL, else the user cache."""
     for value, where in ((option, "--hand-model"), (os.environ.get(MODEL_ENV), f"${MODEL_ENV}")):

@@ -26,6 +26,7 @@ def side_by_side(original: np.ndarray, shown: np.ndarray, text: str = "blur2blur
 
 class SideBySide:
     emits_records = False
+    shows_input = True  # its frames hold the input already: the live view and --side-by-side add none
 
     def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, None]:
         return side_by_side(original, restored), None

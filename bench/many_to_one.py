@@ -37,7 +37,7 @@ from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.shipped import resolve_checkpoint
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
 from blur2blur.train.content import load_sharp_images
-from blur2blur.train.converter import train_converter
+from blur2blur.train.converter import no_pairs_score, train_converter
 from blur2blur.train.datasets import open_pairs
 from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
 from blur2blur.train.domains import CAMERAS, DOMAINS, parse_cameras
@@ -69,8 +69,8 @@ def no_pairs_pick(run_folder: Path) -> tuple[dict, float, float]:
     correlation of the no-pairs score with the test PSNR over the run's evaluations)."""
     lines = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
     evaluations = [line for line in lines if "val_psnr" in line and "noref_score" in line]
-    kept = max(evaluations, key=lambda line: line["noref_score"])
-    scores = [line["noref_score"] for line in evaluations]
+    scores = [no_pairs_score(line) for line in evaluations]  # today's rule, also on runs logged before it
+    kept = evaluations[int(np.argmax(scores))]  # the first of equals, as best.pt keeps it
     return kept, max(line["val_psnr"] for line in evaluations), spearman(scores, [e["val_psnr"] for e in evaluations])
 
 
@@ -91,13 +91,13 @@ def spearman(a: list[float], b: list[float]) -> float:
 def converter(work: Path, name: str, images: list, known: str, test: Path, args: argparse.Namespace) -> Path:
     """G for camera `name`: its blurry images from the even content, sharp images from the odd content; every
     evaluation on the `test` pairs."""
-    run = work / f"converter-{name}"
+    run = work / (f"converter-{name}" + ("" if args.arch == ConverterConfig.arch else f"-{args.arch}"))
     synthesize(name, images[0::2], work / f"blurry-{name}", count=200, size=128, seed=3)
     synthesize(name, images[1::2], work / f"sharp-{name}", count=200, size=128, seed=4)
     finished(train_converter(ConverterConfig(
         blurry=str(work / f"blurry-{name}" / "blur"), sharp=str(work / f"sharp-{name}" / "sharp"),
         known="synthetic:known", deblurrer=known, val_pairs=str(test), val_count=args.count, val_size=0,
-        out=str(run), steps=args.converter_steps, eval_every=max(1, args.converter_steps // 6),
+        out=str(run), arch=args.arch, steps=args.converter_steps, eval_every=max(1, args.converter_steps // 6),
         perceptual=args.perceptual, lambda_rec=args.lambda_rec, lambda_gp=args.lambda_gp, lr=args.lr,
         critic_lr=args.critic_lr, crop=args.crop, batch=args.batch, seed=args.seed,
         resume=(run / "last.pt").exists())))
@@ -135,8 +135,9 @@ def main() -> None:
     parser.add_argument("--deblurrer", default="starter", help="the known deblurrer (default: the shipped starter)")
     parser.add_argument("--upper-steps", type=int, default=1200,
                         help="fine-tuning steps of the upper bound (default: about G's CPU time at the defaults; the "
-                             "table shows both)")
+                             "table shows both; 0: no upper bound, for choosing a rule with bench/selection.py)")
     parser.add_argument("--converter-steps", type=int, default=ConverterConfig.steps)
+    parser.add_argument("--arch", default=ConverterConfig.arch, help="G's architecture")
     parser.add_argument("--perceptual", default=ConverterConfig.perceptual)
     parser.add_argument("--lambda-rec", type=float)
     parser.add_argument("--lambda-gp", type=float, default=ConverterConfig.lambda_gp)
@@ -165,19 +166,20 @@ def main() -> None:
         test = work / f"test-{name}"
         synthesize(name, test_images, test, count=args.count, size=128, seed=2)
         run = converter(work, name, train_images, args.deblurrer, test, args)
-        upper = load_checkpoint(upper_bound(work, name, train_images, args.deblurrer, args.upper_steps),
-                                "deblurrer")[0].eval()
-        bound = evaluate_deblurrer(upper, open_pairs(str(test)), 0)
+        bound, upper_seconds = {"val_psnr": float("nan"), "val_ssim": float("nan")}, float("nan")
+        if args.upper_steps:
+            upper = load_checkpoint(upper_bound(work, name, train_images, args.deblurrer, args.upper_steps),
+                                    "deblurrer")[0].eval()
+            bound, upper_seconds = evaluate_deblurrer(upper, open_pairs(str(test)), 0), timed(work / f"upper-{name}")
         perfect = perfect_converter(deblurrer, test, work, name)
         ours, best_test, correlation = no_pairs_pick(run)
-        seconds = (timed(run), timed(work / f"upper-{name}"))
-        rows.append((name, ours, bound, perfect, best_test, correlation, seconds))
+        rows.append((name, ours, bound, perfect, best_test, correlation, (timed(run), upper_seconds)))
         print(f"{name}: blurry {ours['val_psnr_input']:.2f}, alone {ours['val_psnr_deblurred']:.2f}, converted "
               f"{ours['val_psnr']:.2f}, perfect G {perfect['val_psnr']:.2f}, upper bound {bound['val_psnr']:.2f} "
               f"({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
 
     minutes = (time.perf_counter() - start) / 60
-    print(f"\nmany-to-one, {minutes:.1f} min: {args.deblurrer} as the known deblurrer; mimo-unet-tiny converters "
+    print(f"\nmany-to-one, {minutes:.1f} min: {args.deblurrer} as the known deblurrer; {args.arch} converters "
           f"({args.converter_steps} steps, perceptual {args.perceptual}); upper bound: {args.deblurrer} fine-tuned "
           f"{args.upper_steps} steps on 200 pairs of the camera; test: {args.count} pairs of 128 x 128 per camera "
           f"from {args.test_sharp}; PSNR / SSIM\n")
@@ -187,7 +189,8 @@ def main() -> None:
     harmed = 0
     for name, ours, bound, perfect, best_test, correlation, (g_seconds, upper_seconds) in rows:
         alone, after, best = ours["val_psnr_deblurred"], ours["val_psnr"], bound["val_psnr"]
-        closed = f"{(after - alone) / (best - alone):.0%}" if best - alone >= 1.0 else "(gap < 1 dB)"
+        closed = "-" if np.isnan(best) else \
+            f"{(after - alone) / (best - alone):.0%}" if best - alone >= 1.0 else "(gap < 1 dB)"
         harmed += after - alone < -0.1
         print(f"| {name} | {ours['val_psnr_input']:.2f} / {ours['val_ssim_input']:.3f} | "
               f"{alone:.2f} / {ours['val_ssim_deblurred']:.3f} | {after:.2f} / {ours['val_ssim']:.3f} | "

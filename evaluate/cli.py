@@ -21,6 +21,32 @@ NO_VERIFY = click.option("--no-verify", is_flag=True, help="Use a --bundle whose
                          "in its meta.json (checked by default).")
 
 
+FORCE = click.option("--force", is_flag=True, help="Replace a --json file that exists. (--grid and --report folders "
+                     "are new, empty, or one an earlier run wrote, and are replaced as a whole.)")
+
+
+def _check_eval_outputs(inputs: dict, json_path: str | None, force: bool, grid: str | None = None,
+                        report: str | None = None) -> None:
+    """The output rule (outputs.py), checked before anything runs."""
+    from blur2blur.outputs import check_outputs, owned_folder
+
+    inputs = {**inputs, "the bundle's checkpoints": _recorded_checkpoints(inputs.get("--bundle"))}
+    check_outputs(inputs, files={"--json": json_path}, folders={"--grid": grid, "--report": report}, force=force)
+    if grid:
+        owned_folder(grid, "--grid", "grids")
+    if report:
+        owned_folder(report, "--report", "report")
+
+
+def _recorded_checkpoints(bundle: str | None) -> list[str]:
+    """The checkpoint files a bundle's meta.json names (eager PyTorch reads them), where it can be read."""
+    try:
+        sources = json.loads((Path(bundle) / "meta.json").read_text()).get("sources") or {}
+        return [str(source["path"]) for source in sources.values() if source.get("path")]
+    except (TypeError, OSError, ValueError, AttributeError, KeyError):
+        return []
+
+
 def model_options(command):
     """The restorations to compare: a bundle, or checkpoints."""
     options = [
@@ -40,6 +66,7 @@ def model_options(command):
         click.option("--grid", type=click.Path(), help="Write a labelled PNG per image into this folder."),
         click.option("--report", type=click.Path(), help="Write one HTML page (DIR/index.html, files beside it): the "
                      "table, the grids and the training curves of the checkpoints' runs."),
+        FORCE,
     ]
     return functools.reduce(lambda cmd, option: option(cmd), reversed(options), command)
 
@@ -52,10 +79,11 @@ def _write_json(path, result: dict) -> None:
 
 
 def _report(table: str, count: int, grid: str | None, json_file, result: dict, report: str | None = None,
-            checkpoints: list[str] = ()) -> None:
-    """The table, then what was written: grids, JSON, and the HTML page of `--report`."""
+            checkpoints: list[str] = (), grid_given: bool = True) -> None:
+    """The table, then what was written: grids (said where `--grid` was given, not a report's temporary folder),
+    JSON, and the HTML page of `--report`."""
     click.echo(table)
-    if grid:
+    if grid and grid_given:
         click.echo(f"wrote {count} grids to {grid}")
     if json_file:
         _write_json(json_file, result)
@@ -100,8 +128,8 @@ def eval_group():
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=0),
               help="Evaluate at most this many pairs, spread evenly over the source (0: all).")
 @click.option("--mean-only", is_flag=True, help="Print only the mean row (the JSON still has every image).")
-def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, json_path, grid, report, pairs, limit,
-                   mean_only):
+def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, json_path, grid, report, force, pairs,
+                   limit, mean_only):
     """PSNR and SSIM (RGB, 8-bit) per pair and their mean, for the blurry input, the deblurrer alone and the
     deblurrer after the converter, in one run.
 
@@ -117,18 +145,20 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, 
     from blur2blur.runtime.sinks import writable_file
     from blur2blur.train.datasets import open_pairs
 
+    _check_eval_outputs({"--bundle": bundle, "--deblurrer": deblurrer, "--converter": converter, "--pairs": pairs},
+                        json_path, force, grid, report)
     json_file = writable_file(json_path, "--json") if json_path else None
     source = open_pairs(pairs, validate=False)  # unreadable pairs are skipped as they come: --limit reads no more
     with ExitStack() as outer:
-        grid = _grid_for_report(grid, report, outer)
+        grid_dir = _grid_for_report(grid, report, outer)
         with ExitStack() as stack:
-            grids = stack.enter_context(grid_folder(grid))
+            grids = stack.enter_context(grid_folder(grid_dir))
             restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
             for restorer in restorers:
                 stack.callback(restorer.close)
             result = evaluate_deblur(source, restorers, limit, grids, pairs)
-        _report(format_deblur_table(result, per_image=not mean_only), result["evaluated"], grid, json_file, result,
-                report, _checkpoints(bundle, deblurrer, converter))
+        _report(format_deblur_table(result, per_image=not mean_only), result["evaluated"], grid_dir, json_file, result,
+                report, _checkpoints(bundle, deblurrer, converter), grid_given=bool(grid))
 
 
 @eval_group.command(name="handpose", context_settings=CONTEXT)
@@ -147,8 +177,8 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, 
 @click.option("--max-frames", default=300, show_default=True, type=click.IntRange(min=0),
               help="With --video: at most this many frames from the start (0: all).")
 @click.option("--hand-model", type=click.Path(), help="hand_landmarker.task [default: as b2b-run --app handpose].")
-def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify, json_path, grid, report, keypoints,
-                     images, domain, seed, draws, video, max_frames, hand_model):
+def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify, json_path, grid, report, force,
+                     keypoints, images, domain, seed, draws, video, max_frames, hand_model):
     """Hand-landmark detection on sharp, blurry and restored photos: the share of hands detected and the mean
     keypoint error as a fraction of the hand's size. With --video, on your own blurry footage instead: frames
     with a hand and landmark jitter between consecutive frames, blurry vs restored.
@@ -160,6 +190,7 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
       b2b-eval handpose --images my_hand_photos/ --domain lowlight --bundle bundle --draws 4 --json hands.json
       b2b-eval handpose --video my_blurry_clip.mp4 --bundle bundle
     """
+    from blur2blur.apps.hand_model import hand_model_inputs
     from blur2blur.apps.handpose import HandPose
     from blur2blur.evaluate.grids import grid_folder
     from blur2blur.evaluate.handpose import evaluate_handpose, find_photos, format_handpose_table
@@ -167,6 +198,9 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
     from blur2blur.runtime.sinks import writable_file
     from blur2blur.train.domains import get_domain
 
+    _check_eval_outputs({"--bundle": bundle, "--deblurrer": deblurrer, "--converter": converter, "--images": images,
+                         "--video": video, "--keypoints": keypoints, **hand_model_inputs(hand_model)},
+                        json_path, force, grid, report)
     json_file = writable_file(json_path, "--json") if json_path else None
     if video:
         if keypoints or images or domain or grid or report or draws != 1:
@@ -182,9 +216,9 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
         raise UserError(f"--domain {err}") from None
     photos = find_photos(list(keypoints), images)
     with ExitStack() as outer:
-        grid = _grid_for_report(grid, report, outer)
+        grid_dir = _grid_for_report(grid, report, outer)
         with ExitStack() as stack:
-            grids = stack.enter_context(grid_folder(grid))
+            grids = stack.enter_context(grid_folder(grid_dir))
             most = max(len(photo.hands) for photo in photos)  # annotated hands in one photo; at least the app's 2
             detector = HandPose(hand_model, num_hands=max(2, most), video=False, quiet=True)  # fails at once
             stack.callback(detector.close)
@@ -192,8 +226,8 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
             for restorer in restorers:
                 stack.callback(restorer.close)
             result = evaluate_handpose(photos, blur, restorers, detector, seed, grids, draws)
-        _report(format_handpose_table(result), len(result["images"]), grid, json_file, result, report,
-                _checkpoints(bundle, deblurrer, converter))
+        _report(format_handpose_table(result), len(result["images"]), grid_dir, json_file, result, report,
+                _checkpoints(bundle, deblurrer, converter), grid_given=bool(grid))
 
 
 def _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify, json_file, video, max_frames,
@@ -215,7 +249,8 @@ def _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify,
 
 
 @eval_group.command(name="report", context_settings=CONTEXT)
-@click.option("--out", required=True, type=click.Path(), help="Folder of the page: OUT/index.html and OUT/files/.")
+@click.option("--out", required=True, type=click.Path(), help="Folder of the page: OUT/index.html and OUT/files/ (new, "
+              "empty, or an earlier report, which is replaced as a whole).")
 @click.option("--eval", "eval_json", type=click.Path(), help="A b2b-eval deblur or handpose --json file.")
 @click.option("--grids", type=click.Path(), help="The folder of its comparison grids (--grid).")
 @click.option("--checkpoint", "checkpoints", multiple=True, type=click.Path(), help="A checkpoint whose run's "
@@ -233,7 +268,11 @@ def report_command(out, eval_json, grids, checkpoints, stats, bench, video):
           --stats timing.json --bench bench.json --video restored.mp4
     """
     from blur2blur.evaluate.report import build_report, load_json
+    from blur2blur.outputs import check_outputs, owned_folder
 
+    check_outputs({"--eval": eval_json, "--grids": grids, "--checkpoint": checkpoints, "--stats": stats,
+                   "--bench": bench, "--video": video}, folders={"--out": out})
+    owned_folder(out, "--out", "report")
     if video and not Path(video).is_file():
         raise UserError(f"--video {video}: no such file")
     if grids and not Path(grids).is_dir():
@@ -242,7 +281,7 @@ def report_command(out, eval_json, grids, checkpoints, stats, bench, video):
     index = build_report(out, "b2b-eval report", load_json(eval_json, "--eval") if eval_json else None, grids,
                          list(checkpoints), load_json(stats, "--stats") if stats else None,
                          load_json(bench, "--bench") if bench else None, video,
-                         {key: str(value) for key, value in given.items() if value})
+                         {key: str(value) for key, value in given.items() if value}, option="--out")
     click.echo(f"wrote {index}")
 
 
@@ -266,7 +305,9 @@ def eval_main(argv: list[str] | None = None) -> None:
 @click.option("--warmup", default=2, show_default=True, type=click.IntRange(min=0), help="Untimed frames first.")
 @NO_VERIFY
 @click.option("--json", "json_path", type=click.Path(), help="Write the figures to this JSON file.")
-def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, frames, warmup, no_verify, json_path):
+@click.option("--force", is_flag=True, help="Replace a --json file that exists.")
+def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, frames, warmup, no_verify, json_path,
+                  force):
     """Frames/s and latency p50/p95 of the fused model for backends x frame sizes x precisions, with its GFLOP
     per frame, the GFLOP/s achieved and their share of this machine's matrix-multiply peak at that precision
     (measured once per run). Configurations that cannot run here are listed with the reason.
@@ -278,8 +319,11 @@ def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, fra
     """
     from blur2blur.evaluate.speed import BACKENDS, PRECISIONS, format_bench_table, run_bench
     from blur2blur.images import parse_frame_size
+    from blur2blur.outputs import check_outputs
     from blur2blur.runtime.sinks import writable_file
 
+    check_outputs({"--bundle": bundle, "--deblurrer": deblurrer, "--converter": converter,
+                   "the bundle's checkpoints": _recorded_checkpoints(bundle)}, files={"--json": json_path}, force=force)
     json_file = writable_file(json_path, "--json") if json_path else None
     chosen_backends = _choices(backends, BACKENDS, "--backends")
     chosen_precisions = _choices(precisions, PRECISIONS, "--precisions")

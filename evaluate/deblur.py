@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from blur2blur.errors import UserError
 from blur2blur.evaluate.grids import Grids
+from blur2blur.evaluate.report import table_cell
 from blur2blur.evaluate.restorers import LABELS, Restorer
 from blur2blur.quality import SSIM_MIN_SIDE, harm_warning, psnr, ssim
 from blur2blur.train.splits import spread
@@ -63,7 +64,7 @@ def format_deblur_table(result: dict, per_image: bool = True) -> str:
         return " | ".join(f"{figures[key]['psnr']:.2f} / {figures[key]['ssim']:.3f}" for key in keys)
 
     if per_image:
-        lines += [f"| {row['name']} | {cells(row)} |" for row in result["images"]]
+        lines += [f"| {table_cell(row['name'])} | {cells(row)} |" for row in result["images"]]
     lines.append(f"| **mean of {result['evaluated']}** | {cells(result['mean'])} |")
     mean = result["mean"]
     notes = [f"PSNR (dB) / SSIM on RGB against the sharp images of {result['pairs']}"]

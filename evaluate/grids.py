@@ -1,12 +1,11 @@
 """The comparison PNGs of `--grid DIR`: one row of labelled images per evaluated image.
 
-They are written into a staging folder beside DIR and moved into DIR only when the evaluation finished, so a
-failed or interrupted run leaves none behind.
+DIR belongs to the grids (outputs.py): they are written into a staging folder beside it, which replaces DIR
+as a whole only when the evaluation finished, so a failed or interrupted run leaves DIR as it was.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from contextlib import contextmanager
@@ -17,6 +16,8 @@ import numpy as np
 
 from blur2blur.apps.side_by_side import label
 from blur2blur.errors import UserError
+from blur2blur.locks import Lock, beside
+from blur2blur.outputs import owned_folder, publish_folder, staging_folder
 from blur2blur.train.records import write_grid
 
 
@@ -27,11 +28,16 @@ def grid_name(name: str) -> str:
 
 
 class Grids:
-    """Writes comparisons into a staging folder; `publish()` moves them into the grid folder."""
+    """Writes comparisons into a staging folder; `publish()` puts them in place of the grid folder."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.staging = folder.parent / f".{folder.name}.partial-{os.getpid()}"
+    def __init__(self, folder: Path, option: str = "--grid") -> None:
+        self.folder, self.option = owned_folder(folder, option, "grids"), option
+        self.lock = Lock(beside(self.folder), f"{option} {folder}").acquire()
+        try:
+            self.staging = staging_folder(self.folder)
+        except OSError as err:
+            self.lock.release()
+            raise UserError(f"{option} {folder}: cannot write there ({err.strerror})") from None
         self.written: list[str] = []
 
     def write(self, name: str, tiles: list[tuple[np.ndarray, str]]) -> None:
@@ -39,14 +45,16 @@ class Grids:
         file = grid_name(name)
         if file in self.written:  # two images of one name (x.jpg and x.png): keep both
             file = f"{Path(file).stem}_{len(self.written)}.png"
-        write_grid(self.staging / file, [[label(image.copy(), caption) for image, caption in tiles]])
+        try:
+            write_grid(self.staging / file, [[label(image.copy(), caption) for image, caption in tiles]])
+        except OSError as err:
+            kept = "the previous grids are kept" if self.folder.exists() else "none were written"
+            raise UserError(f"{self.option} {self.folder}: could not be written ({err.strerror}; is the disk "
+                            f"full?); {kept}") from None
         self.written.append(file)
 
     def publish(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for file in self.written:
-            os.replace(self.staging / file, self.folder / file)
-        shutil.rmtree(self.staging, ignore_errors=True)
+        publish_folder(self.staging, self.folder, self.option, "grids")
 
 
 @contextmanager
@@ -55,16 +63,10 @@ def grid_folder(folder: str | Path | None) -> Iterator[Grids | None]:
     if folder is None:
         yield None
         return
-    path = Path(folder)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"--grid {folder}: is a file; give a folder (made if needed)")
-    grids = Grids(path)
-    try:
-        grids.staging.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"--grid {folder}: cannot write there ({err.strerror})") from None
+    grids = Grids(Path(folder))
     try:
         yield grids
         grids.publish()
     finally:
         shutil.rmtree(grids.staging, ignore_errors=True)
+        grids.lock.release()

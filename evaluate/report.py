@@ -1,14 +1,17 @@
 """One self-contained HTML page for a result: `index.html` and its files in one folder, linked relatively.
 
 A report is a list of sections (a table, a set of images, a video, a block of text), each labelled with where it
-came from. Images are copied into `files/`, videos re-encoded as WebM (VP8), which every browser plays; the page is
-written last and atomically, so the folder can be copied anywhere and opened from disk.
+came from. Images are copied into `files/`, videos re-encoded as WebM (VP8), which every browser plays, each checked
+complete. The folder belongs to the report (outputs.py): it is built beside its place and replaces the previous
+report as a whole only once every file is written, so the folder can be copied anywhere and opened from disk, and a
+failure (a full disk) leaves the previous report as it was.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -16,8 +19,10 @@ from pathlib import Path
 
 import cv2
 
-from blur2blur.errors import UserError
-from blur2blur.images import temporary, write_atomic
+from blur2blur.errors import UserError, os_error_line
+from blur2blur.images import video_frame_count
+from blur2blur.locks import Lock, beside
+from blur2blur.outputs import owned_folder, publish_folder, staging_folder
 
 STYLE = """
 body { font: 15px system-ui, sans-serif; max-width: 1200px; margin: 1.5em auto; padding: 0 1em; color: #222; }
@@ -43,16 +48,25 @@ class Section:
 
 
 class Report:
-    """Sections gathered in order, written as `folder/index.html` with their files beside it."""
+    """Sections gathered in order, written as `folder/index.html` with their files beside it; `close()` drops
+    what a report that did not `write()` left."""
 
-    def __init__(self, folder: str | Path, title: str) -> None:
-        self.folder, self.title = Path(folder), title
+    def __init__(self, folder: str | Path, title: str, option: str = "--report") -> None:
+        self.folder, self.title, self.option = owned_folder(folder, option, "report"), title, option
         self.sections: list[Section] = []
+        self.lock = Lock(beside(self.folder), f"{option} {folder}").acquire()
         try:
-            (self.folder / "files").mkdir(parents=True, exist_ok=True)
+            self.staging = staging_folder(self.folder)
+            (self.staging / "files").mkdir()
         except OSError as err:
-            raise UserError(f"--report {folder}: cannot create it ({err.strerror})") from None
+            self.close()
+            raise UserError(f"{option} {folder}: cannot create it ({err.strerror})") from None
         self._names: set[str] = set()
+
+    def close(self) -> None:
+        if hasattr(self, "staging"):
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self.lock.release()
 
     def _file(self, path: Path, suffix: str | None = None) -> str:
         """A unique name under files/ for a copy of `path`: its relative link."""
@@ -77,7 +91,7 @@ class Report:
         links = []
         for path in paths:
             link = self._file(path)
-            shutil.copyfile(path, self.folder / link)
+            shutil.copyfile(path, self.staging / link)
             links.append(link)
         self.sections.append(Section(title, source, "images", links, captions or [p.name for p in paths]))
 
@@ -87,7 +101,7 @@ class Report:
         capture = cv2.VideoCapture(str(path))
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         writer, frames = None, 0
-        target = temporary(self.folder / link)
+        target = self.staging / link
         try:
             while True:
                 ok, frame = capture.read()
@@ -103,9 +117,11 @@ class Report:
             if writer is not None:
                 writer.release()
         if not frames:
-            target.unlink(missing_ok=True)
             raise UserError(f"{path}: OpenCV cannot read this video for the report")
-        target.replace(self.folder / link)
+        written = video_frame_count(target)
+        if written != frames:
+            raise UserError(f"{self.option} {self.folder}: its video did not write completely ({frames} frames sent, "
+                            f"{max(written or 0, 0)} readable; is the disk full?); the previous report is kept")
         self.sections.append(Section(title, source, "video", link, [f"{frames} frames at {fps:g} frames/s"]))
 
     def write(self) -> Path:
@@ -117,9 +133,9 @@ class Report:
             body.append(_render(section))
         page = (f"<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
                 f"<style>{STYLE}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
-        index = self.folder / "index.html"
-        write_atomic(index, page.encode())
-        return index
+        (self.staging / "index.html").write_bytes(page.encode())
+        publish_folder(self.staging, self.folder, self.option, "report")
+        return self.folder / "index.html"
 
 
 def _render(section: Section) -> str:
@@ -139,12 +155,17 @@ def _render(section: Section) -> str:
     raise ValueError(f"unknown section kind {section.kind!r}")
 
 
+def table_cell(text: str) -> str:
+    """`text` made safe for a cell of a markdown table: on one line, its `|` escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def markdown_to_html(markdown: str) -> str:
     """The project's markdown tables (and the lines around them) as HTML; **bold** kept."""
     out, rows = [], []
 
     def cell(text: str) -> str:
-        escaped = html.escape(text.strip())
+        escaped = html.escape(text.strip().replace("\\|", "|"))
         while escaped.count("**") >= 2:
             escaped = escaped.replace("**", "<b>", 1).replace("**", "</b>", 1)
         return escaped
@@ -159,7 +180,7 @@ def markdown_to_html(markdown: str) -> str:
 
     for line in markdown.splitlines():
         if line.startswith("|"):
-            cells = line.strip().strip("|").split("|")
+            cells = re.split(r"(?<!\\)\|", line.strip()[1:-1] if line.strip().endswith("|") else line.strip()[1:])
             if not all(set(c.strip()) <= set("-:") for c in cells):  # the |---| rule
                 rows.append(cells)
         else:
@@ -189,25 +210,52 @@ def load_json(path: str | Path, option: str) -> dict:
 
 def build_report(folder: str | Path, command: str, evaluation: dict | None = None, grids: str | Path | None = None,
                  checkpoints: list[str | Path] = (), stats: dict | None = None, bench: dict | None = None,
-                 video: str | Path | None = None, sources: dict[str, str] | None = None) -> Path:
+                 video: str | Path | None = None, sources: dict[str, str] | None = None,
+                 option: str = "--report") -> Path:
     """The page of one result: the evaluation's table (deblur or hand pose) and warning, its comparison grids, the
     training curves of the runs behind the checkpoints, b2b-run's timing report, b2b-bench's table and the output
     video; `sources` names the file each came from (default: `command`)."""
+    sources = sources or {}
+    report = Report(folder, "blur2blur report", option)
+    try:
+        _gather(report, command, evaluation, grids, checkpoints, stats, bench, video, sources)
+        return report.write()
+    except OSError as err:
+        kept = "the previous report is kept" if Path(folder, "index.html").exists() else "nothing was written"
+        where = os_error_line(err).replace(str(report.staging), str(folder))  # the staging folder is gone
+        raise UserError(f"{option} {folder}: could not be written ({where}); {kept}") from None
+    finally:
+        report.close()
+
+
+def _gather(report: Report, command: str, evaluation: dict | None, grids: str | Path | None,
+            checkpoints: list[str | Path], stats: dict | None, bench: dict | None, video: str | Path | None,
+            sources: dict[str, str]) -> None:
     from blur2blur.evaluate.deblur import format_deblur_table
     from blur2blur.evaluate.handpose import format_handpose_table
     from blur2blur.evaluate.speed import format_bench_table
     from blur2blur.runtime.pipeline import format_report
 
-    sources = sources or {}
-    report = Report(folder, "blur2blur report")
+    def formatted(formatter, data: dict, where: str, what: str) -> str:
+        try:
+            return formatter(data)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+            raise UserError(f"{where}: is not {what} ({type(err).__name__}: {err}); give the file that command "
+                            "wrote") from None
+
     if evaluation is not None:
         where = sources.get("evaluation", command)
+        if not isinstance(evaluation, dict):
+            raise UserError(f"{where}: is not a b2b-eval deblur or handpose --json file; give the file that command "
+                            "wrote")
         if evaluation.get("harm_warning"):
-            report.warning("Restoration makes these frames worse", evaluation["harm_warning"], where)
+            report.warning("Restoration makes these frames worse", str(evaluation["harm_warning"]), where)
         if "pairs" in evaluation:
-            report.table(f"PSNR / SSIM on {evaluation['evaluated']} pairs", format_deblur_table(evaluation), where)
+            table = formatted(format_deblur_table, evaluation, where, "a b2b-eval deblur --json file")
+            report.table(f"PSNR / SSIM on {evaluation.get('evaluated')} pairs", table, where)
         else:
-            report.table(f"Hand landmarks on {evaluation['photos']} photos", format_handpose_table(evaluation), where)
+            table = formatted(format_handpose_table, evaluation, where, "a b2b-eval deblur or handpose --json file")
+            report.table(f"Hand landmarks on {evaluation.get('photos')} photos", table, where)
     if grids and Path(grids).is_dir():
         files = sorted(Path(grids).glob("*.png"))
         if files:
@@ -215,9 +263,11 @@ def build_report(folder: str | Path, command: str, evaluation: dict | None = Non
     for curves, run in curves_of(list(checkpoints)):
         report.images(f"Training curves of {run}", [curves], str(curves))
     if stats is not None:
-        report.text("b2b-run timing report", format_report(stats), sources.get("stats", command))
+        where = sources.get("stats", command)
+        report.text("b2b-run timing report", formatted(format_report, stats, where, "a b2b-run --stats file"), where)
     if bench is not None:
-        report.table("b2b-bench: what a frame costs", format_bench_table(bench), sources.get("bench", command))
+        where = sources.get("bench", command)
+        report.table("b2b-bench: what a frame costs", formatted(format_bench_table, bench, where,
+                                                                "a b2b-bench --json file"), where)
     if video:
         report.video("The output video", Path(video), str(video))
-    return report.write()

@@ -95,8 +95,22 @@ def load_models(deblurrer: str, converter: str | None, tlc: bool = False) -> tup
     if converter:
         conv, converter_ckpt = load_checkpoint(converter, kind="converter", option="--converter")
         check_compatible(net, conv)
-        sources["converter"] = {"path": str(converter), "sha256": sha256(Path(converter)), "arch": converter_ckpt["arch"]}
+        if is_identity(conv):
+            log.warning("--converter %s: is the identity (its run kept no G: none it tried beat the deblurrer alone); "
+                        "the bundle holds the deblurrer alone", converter)
+            conv = None
+        else:
+            sources["converter"] = {"path": str(converter), "sha256": sha256(Path(converter)),
+                                    "arch": converter_ckpt["arch"]}
     return DeployModel(net, conv).eval(), sources
+
+
+@torch.no_grad()
+def is_identity(converter: torch.nn.Module) -> bool:
+    """Whether G returns its input exactly (as it starts: a converter run that kept its start keeps no G)."""
+    m = converter.size_multiple
+    image = torch.rand(1, 3, 4 * m, 6 * m, generator=torch.Generator().manual_seed(0))
+    return bool(torch.equal(converter(image)[-1], image))
 
 
 def is_bundle(path: Path) -> bool:
@@ -109,11 +123,11 @@ def is_bundle(path: Path) -> bool:
 
 def prepare_out(out: Path, force: bool) -> Path:
     """Refuse an existing `out` unless it is a bundle and --force is given; return an empty staging folder."""
-    if out.exists() and not force:
-        raise UserError(f"--out {out} exists; pass --force to replace it")
     if out.exists() and not is_bundle(out):
-        raise UserError(f"--out {out} exists and is not a b2b-export bundle; --force only replaces bundles: "
+        raise UserError(f"--out {out} exists and is not a b2b-export bundle (--force replaces only bundles): "
                         "choose another folder")
+    if out.exists() and not force:
+        raise UserError(f"--out {out} is a bundle already; pass --force to replace it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         for stale in [*out.parent.glob(f".{glob.escape(out.name)}.partial-*"),

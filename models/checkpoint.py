@@ -134,11 +134,15 @@ def _unloadable(path: Path, err: BaseException) -> str:
     onnx_like = head.startswith(b"\x08") and (b"pytorch" in head or b"onnx" in head.lower())  # ir_version, producer
     if path.suffix.lower() == ".onnx" or onnx_like:
         return "is an ONNX graph, not a checkpoint: pass the .pt file that b2b-train wrote (bundles go to --bundle)"
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # neither a zip (torch.save) nor a pickle (older files)
+        text_like = bool(head) and all(32 <= b < 127 or b in b"\t\r\n" for b in head)
+        return (f"is not a PyTorch file (it holds {'text' if text_like else 'other data' if head else 'nothing'}): "
+                "pass a .pt file that b2b-train wrote or an official NAFNet .pth")
     lines = [line.strip() for line in text.splitlines()
              if line.strip() and "weights_only" not in line and "Weights only load failed" not in line
              and "torch.load" not in line]
     reason = lines[0] if lines else type(err).__name__
-    return f"is corrupt, truncated or not a PyTorch file ({reason}): write or download it again"
+    return f"is corrupt or truncated ({reason}): write or download it again"
 
 
 def _nafnet_state_dict(data: dict) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import click
 
@@ -29,6 +30,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--reconnect", is_flag=True, help="Reopen a camera or stream that stops, with backoff (else the run "
               "ends).")
 @click.option("--output", type=click.Path(), help="Write the shown frames: a video (.mp4, ...) or a folder of PNGs.")
+@click.option("--force", is_flag=True, help="Replace --output, --records and --stats files that exist.")
 @click.option("--side-by-side", is_flag=True, help="Show and write the input beside the app's frame.")
 @click.option("--headless", is_flag=True, help="No window (automatic where no display exists).")
 @click.option("--app", "app_name", default="none", show_default=True,
@@ -57,9 +59,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--serve-token", metavar="TOKEN", help="Needed off loopback: viewers must give it (?token=TOKEN or an "
               "X-B2B-Token header).")
 @click.option("--serve-no-token", is_flag=True, help="Off loopback, let anyone who can reach the port watch.")
-def main_command(bundle, camera, camera_format, size, fps, url, video, images, loop, reconnect, output, side_by_side,
-                 headless, app_name, hand_model, records, backend, precision, batch, stats, stats_every, max_frames,
-                 no_verify, serve, serve_token, serve_no_token):
+def main_command(bundle, camera, camera_format, size, fps, url, video, images, loop, reconnect, output, force,
+                 side_by_side, headless, app_name, hand_model, records, backend, precision, batch, stats, stats_every,
+                 max_frames, no_verify, serve, serve_token, serve_no_token):
     """Deblur frames with a blur2blur bundle and feed them to an app.
 
     Capture, inference and the app run on their own threads. Frames outside the bundle's shapes are brought
@@ -81,7 +83,9 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     Add --debug to any command for a traceback on errors.
     """
     from blur2blur.apps import load_app
+    from blur2blur.apps.hand_model import hand_model_inputs
     from blur2blur.images import parse_frame_size, write_atomic
+    from blur2blur.outputs import check_outputs
     from blur2blur.runtime import pipeline
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import open_engine
@@ -95,6 +99,11 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
         raise UserError("--serve-token and --serve-no-token go with --serve [HOST:]PORT")
     if serve:
         check_access(serve, serve_token, serve_no_token)
+    video_output = output and Path(output).suffix
+    check_outputs({"--bundle": bundle, "--video": video, "--images": images, "--camera": camera,
+                   **hand_model_inputs(hand_model)},
+                  files={"--output": output if video_output else None, "--records": records, "--stats": stats},
+                  folders={"--output": None if video_output else output}, force=force)
     loaded = open_bundle(bundle, verify=not no_verify)
     profile = loaded.profile
     if profile and batch > profile.batch:
@@ -105,8 +114,11 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     frame_size = parse_frame_size(size, "--size") if size else None
     source = open_source(camera, video, images, url, frame_size, fps, camera_format, loop, reconnect)
     opened = [source]  # closed here if the run cannot start; once it runs, the pipeline closes source and app
+    sinks = []
     try:
-        sinks = [open_output(output, source.fps)] if output else []
+        if output:
+            sinks.append(open_output(output, source.fps))
+            opened.append(Discard(sinks[0]))
         if not headless and display_available():
             sinks.append(WindowSink())
         app = load_app(app_name, hand_model=hand_model)
@@ -164,6 +176,16 @@ def fetch_command(out, force):
 
     path, origin = fetch_hand_model(out, force)
     click.echo(f"hand model {path}: {origin}")
+
+
+class Discard:
+    """Closes a sink as incomplete: what a run that could not start leaves (nothing, its lock included)."""
+
+    def __init__(self, sink) -> None:
+        self.sink = sink
+
+    def close(self) -> None:
+        self.sink.close(complete=False)
 
 
 def main(argv: list[str] | None = None) -> None:

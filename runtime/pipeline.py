@@ -229,10 +229,11 @@ class Pipeline:
                 begin = time.perf_counter()
                 last_stamp = max(item.timestamp_ms, last_stamp + 1)  # video-mode apps need increasing stamps
                 shown, record = self.app.process(item.frame, item.restored, last_stamp)
+                original = None if getattr(self.app, "shows_input", False) else item.frame
                 if self.live is not None:  # references only: the viewers' threads compose and encode
-                    self.live.publish(item.frame, shown, record)
-                if self.side_by_side:
-                    shown = compose_side_by_side(item.frame, shown)
+                    self.live.publish(original, shown, record)
+                if self.side_by_side and original is not None:
+                    shown = compose_side_by_side(original, shown)
                 processed = time.perf_counter()
                 for sink in self.sinks:
                     sink.write(shown)

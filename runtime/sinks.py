@@ -55,7 +55,9 @@ class VideoFileSink(FrameSink):
             self.size = size
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
             if not self.writer.isOpened():
-                raise UserError(f"--output {self.path}: OpenCV cannot write this video; try a .mp4 or a folder")
+                other = "a folder of PNGs" if self.path.suffix.lower() == ".mp4" else ".mp4 or a folder of PNGs"
+                raise UserError(f"--output {self.path}: OpenCV cannot encode {size[0]}x{size[1]} frames as "
+                                f"{self.path.suffix} ({FOURCC}) here; try {other}")
         if size != self.size:
             if not self.resized:
                 log.warning("frame %d is %dx%d, the video %dx%d: resizing such frames (write a folder to keep sizes)",
@@ -77,7 +79,7 @@ class VideoFileSink(FrameSink):
                 if complete:
                     kept = "the previous file is kept" if self.path.exists() else "nothing was written"
                     raise UserError(f"--output {self.path}: the video did not write completely ({self.frames} frames "
-                                    f"sent, {readable or 0} readable; is the disk full?); {kept}")
+                                    f"sent, {max(readable or 0, 0)} readable; is the disk full?); {kept}")
                 return
             os.replace(self.tmp, self.path)
         finally:
@@ -202,5 +204,7 @@ def open_output(output: str, fps: float) -> FrameSink:
     writer.release()
     probe.unlink(missing_ok=True)
     if not opened:
-        raise UserError(f"--output {output}: OpenCV cannot write {path.suffix} video here; try .mp4 or a folder")
+        other = "a folder of PNGs" if path.suffix.lower() == ".mp4" else ".mp4 or a folder of PNGs"
+        raise UserError(f"--output {output}: OpenCV cannot write a {path.suffix} video in {folder} (is the disk "
+                        f"full?); else try {other}")
     return VideoFileSink(path, fps)

@@ -218,6 +218,8 @@ def open_url(url: str, reconnect: bool = False) -> FrameSource:
 
 
 def open_video(path: str, loop: bool = False) -> FrameSource:
+    if Path(path).is_dir():
+        raise UserError(f"--video {path}: is a folder; give a video file (for a folder of images, use --images)")
     if not Path(path).is_file():
         raise UserError(f"--video {path}: no such file")
     source = CaptureSource("video", path, lambda: cv2.VideoCapture(path), live=False, loop=loop)

@@ -114,8 +114,8 @@ def test_truncated_and_foreign_files(tmp_path) -> None:
     truncated.write_bytes(good.read_bytes()[:2000])
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint\n")
-    for path in (truncated, text):
-        with pytest.raises(UserError, match="corrupt") as err:
+    for path, words in ((truncated, "is corrupt or truncated"), (text, r"is not a PyTorch file \(it holds text\)")):
+        with pytest.raises(UserError, match=words) as err:
             load_checkpoint(path)
         assert_one_line_naming(err, path)
 

@@ -270,3 +270,21 @@ def test_the_critic_sees_the_detail_band_not_colour_or_tone():
     image = torch.rand(1, 3, 32, 32, generator=generator)
     assert torch.allclose(detail_band(image + 0.2), detail_band(image), atol=1e-6)  # brightness is not detail
     assert detail_band(image).abs().mean() > 0.3  # fine texture and noise are
+
+
+def test_a_camera_that_g_cannot_help_keeps_no_g_and_says_so(camera, tmp_path):
+    # the camera's blur is the known blur itself: whatever G learns can only cost the deblurrer
+    out = tmp_path / "run"
+    result = b2b_train("--blurry", camera["known_pairs"] + "/blur", "--sharp", camera["sharp"], "--known", KNOWN,
+                       "--deblurrer", camera["deblurrer"], "--out", str(out), "--steps", "30", "--eval-every", "10",
+                       "--lr", "3e-3", "--warmup", "0", "--batch", "2", "--val-count", "0")
+    assert result.returncode == 0, result.stderr
+    evaluations = [e for e in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "noref_score" in e]
+    assert min(e["probe_psnr_converted"] for e in evaluations) < 60  # G did move away from the identity
+    assert read_checkpoint(out / "best.pt")["meta"]["step"] == 0
+    assert result.stdout.strip().splitlines()[-1].startswith("kept no G: the identity (step 0) scored best")
+    exported = subprocess.run([str(BIN / "b2b-export"), "--deblurrer", camera["deblurrer"], "--converter",
+                               str(out / "best.pt"), "--out", str(tmp_path / "bundle"), "--max-shape", "64x64"],
+                              capture_output=True, text=True)
+    assert exported.returncode == 0 and "is the identity" in exported.stderr, exported.stderr
+    assert set(json.loads((tmp_path / "bundle" / "meta.json").read_text())["sources"]) == {"deblurrer"}

@@ -90,6 +90,20 @@ def test_export_fuses_converter_and_deblurrer_and_verifies(checkpoints, tmp_path
     assert infer(engine, frames).shape == (2, 29, 41, 3)
 
 
+def test_a_converter_that_kept_no_g_makes_a_bundle_without_g(checkpoints, tmp_path):
+    save_checkpoint(tmp_path / "identity.pt", create_model("mimo-unet-tiny"), "converter")  # as a run starts
+    result = b2b_export("--deblurrer", checkpoints / "deblurrer.pt", "--converter", tmp_path / "identity.pt",
+                        "--out", tmp_path / "bundle", "--max-shape", "64x64")
+    assert result.returncode == 0, result.stderr
+    assert "is the identity" in result.stderr and "the bundle holds the deblurrer alone" in result.stderr
+    meta = json.loads((tmp_path / "bundle" / "meta.json").read_text())
+    assert set(meta["sources"]) == {"deblurrer"}
+    export_bundle(checkpoints / "deblurrer.pt", tmp_path / "alone", bounds=SMALL)
+    convs = [sum(node.op_type == "Conv" for node in onnx.load(str(tmp_path / name / "model.onnx")).graph.node)
+             for name in ("bundle", "alone")]
+    assert convs[0] == convs[1] > 0  # no G's convolutions in the graph
+
+
 def test_meta_records_the_bundle_contract(small_bundle):
     meta = json.loads((small_bundle / "meta.json").read_text())
     assert meta["input"] == {"name": "frames", "layout": "NHWC", "dtype": "uint8", "color": "BGR",
@@ -264,7 +278,7 @@ def test_no_tensorrt_here_is_one_line_and_the_bundle_is_finished(checkpoints, tm
 def test_existing_bundle_needs_force_and_failures_leave_nothing(checkpoints, tmp_path):
     export_bundle(checkpoints / "deblurrer.pt", tmp_path / "bundle", bounds=SMALL)
     assert_one_line_error(b2b_export("--deblurrer", checkpoints / "deblurrer.pt", "--out", tmp_path / "bundle"),
-                          "exists; pass --force")
+                          "is a bundle already; pass --force")
     with pytest.raises(UserError, match="converter"):  # a converter checkpoint given as the deblurrer
         export_bundle(checkpoints / "converter.pt", tmp_path / "other")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
@@ -277,8 +291,9 @@ def test_force_replaces_only_a_bundle(checkpoints, tmp_path):
     (tmp_path / "run" / "notes.txt").write_text("keep me")
     (tmp_path / "afile").write_text("keep me too")
     for target in ("run", "afile"):
-        with pytest.raises(UserError, match="not a b2b-export bundle"):
-            export_bundle(checkpoints / "deblurrer.pt", tmp_path / target, force=True)
+        for force in (False, True):  # never told to pass --force where --force would be refused
+            with pytest.raises(UserError, match="not a b2b-export bundle"):
+                export_bundle(checkpoints / "deblurrer.pt", tmp_path / target, force=force)
     assert (tmp_path / "run" / "notes.txt").read_text() == "keep me"
     assert (tmp_path / "afile").read_text() == "keep me too"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "run"]
@@ -297,9 +312,11 @@ def test_bad_checkpoints_are_one_line_errors(checkpoints, tmp_path):
                                                    dec_blk_nums=[1], middle_blk_num=1), "deblurrer")
     onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], [])), work / "model.onnx")
     deblurrer, converter = checkpoints / "deblurrer.pt", checkpoints / "converter.pt"
+    (work / "truncated.pt").write_bytes(deblurrer.read_bytes()[:3000])
     cases = [
         (["--deblurrer", work / "missing.pt"], "does not exist"),
-        (["--deblurrer", work / "corrupt.pt"], "is corrupt, truncated or not a PyTorch file"),
+        (["--deblurrer", work / "corrupt.pt"], "is not a PyTorch file (it holds text)"),
+        (["--deblurrer", work / "truncated.pt"], "is corrupt or truncated"),
         (["--deblurrer", work / "model.onnx"], "is an ONNX graph, not a checkpoint"),
         (["--deblurrer", converter], "holds a converter checkpoint; --deblurrer needs a deblurrer"),
         (["--deblurrer", deblurrer, "--converter", deblurrer], "--converter needs a converter"),

@@ -55,3 +55,18 @@ def test_size_not_a_multiple_of_four_is_a_user_error() -> None:
     assert net.size_multiple == 4
     with pytest.raises(UserError, match="multiple of 4"):
         net(torch.rand(1, 3, 18, 16))
+
+
+def test_the_nano_converter_costs_under_half_the_starter_deblurrer() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from blur2blur.models.checkpoint import read_checkpoint
+
+    def gflop(model: torch.nn.Module) -> float:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            model(torch.zeros(1, 3, 96, 160))
+        return counter.get_total_flops() / 1e9
+
+    starter = create_model(read_checkpoint("starter")["arch"])
+    assert gflop(create_model("mimo-unet-nano")) <= 0.5 * gflop(starter) < gflop(create_model("mimo-unet-tiny"))

@@ -52,14 +52,14 @@ def test_a_full_disk_fails_the_run_and_keeps_the_previous_video_and_records(tmp_
     write_video(old, frames=4)
     (small_disk / "hands.jsonl").write_text('{"old": true}\n')
     fill(small_disk, leave=24 * 1024)
-    result = run(B2B_RUN, "--bundle", bundle, "--video", tmp_path / "in.mp4", "--output", old, "--headless")
+    result = run(B2B_RUN, "--bundle", bundle, "--video", tmp_path / "in.mp4", "--output", old, "--headless", "--force")
     assert_failed_with(result, "did not write completely")
     assert "previous file is kept" in result.stderr
     assert len(read_video(old)) == 4  # the old video, intact
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "hands.jsonl", "out.mp4"]
 
     result = run(B2B_RUN, "--bundle", bundle, "--video", tmp_path / "in.mp4", "--output", old, "--headless",
-                 "--app", "handpose", "--records", small_disk / "hands.jsonl")
+                 "--app", "handpose", "--records", small_disk / "hands.jsonl", "--force")
     assert_failed_with(result, "the previous file is kept")
     assert (small_disk / "hands.jsonl").read_text() == '{"old": true}\n'
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "hands.jsonl", "out.mp4"]

@@ -268,6 +268,13 @@ def test_the_stream_snapshot_and_figures_over_http(served):
     assert run.close() == 0
 
 
+def test_the_side_by_side_app_is_served_as_it_draws_itself(served):
+    run = served("--serve", "0", "--app", "side-by-side")
+    snapshot = cv2.imdecode(np.frombuffer(run.get("snapshot.jpg"), np.uint8), cv2.IMREAD_COLOR)
+    assert snapshot.shape == (96, 320, 3)  # input | restored, not input | input | restored
+    assert run.close() == 0
+
+
 def test_a_token_protected_server_refuses_requests_without_it(served):
     run = served("--serve", "127.0.0.1:0", "--serve-token", "s3cret")
     assert run.url.endswith("?token=s3cret")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from blur2blur.errors import run_cli
+from blur2blur.outputs import check_outputs
 from blur2blur.fetch_weights import OFFICIAL, fetch_weights, official_path
 from blur2blur.shipped import CHECKPOINT
 from blur2blur.train.config import (
@@ -51,7 +53,8 @@ class DomainListCommand(click.Command):
 @click.option("--seed", default=0, show_default=True, help="Seed: the same seed gives the same pairs.")
 @click.option("--max-images", default=500, show_default=True, type=click.IntRange(min=1),
               help="Use at most this many sharp images (videos give about two frames a second).")
-@click.option("--overwrite", is_flag=True, help="Replace pairs of another synthesis in OUT.")
+@click.option("--overwrite", is_flag=True, help="Replace pairs of another synthesis in OUT (with --video: a video "
+              "that exists).")
 @click.option("--video", "video_frames", type=click.IntRange(min=1),
               help="Instead of pairs, write OUT as a blurry video of this many frames (--frame-size, not --size/--count).")
 @click.option("--frame-size", default="320x240", show_default=True, help="Video frame size WIDTHxHEIGHT, with --video.")
@@ -68,11 +71,17 @@ def synth(domain, sharp, out, count, size, seed, max_images, overwrite, video_fr
     from blur2blur.train.synth import synthesize, synthesize_video
 
     get_domain(domain)  # a bad name fails before any image is read
+    out = os.path.abspath(out)  # `.` and `..` have no name to write beside
+    out_path = Path(out)
+    sharp_out = out_path.with_name(f"{out_path.stem}.sharp{out_path.suffix}")
+    if video_frames:
+        check_outputs({"--sharp": sharp.split(",")}, files={"--out": out, "--out's sharp video": sharp_out},
+                      force=overwrite, force_option="--overwrite")
+    else:
+        check_outputs({"--sharp": sharp.split(",")}, folders={"--out": out})
     images = load_sharp_images(sharp, max_images=max_images)
     if video_frames:
         width, height = parse_frame_size(frame_size, "--frame-size")
-        out_path = Path(out)
-        sharp_out = out_path.with_name(f"{out_path.stem}.sharp{out_path.suffix}")
         synthesize_video(domain, images, out, frames=video_frames, width=width, height=height, seed=seed,
                          sharp_out=sharp_out)
         click.echo(f"wrote {out} and {sharp_out}")
@@ -230,7 +239,7 @@ def kernel(ctx, **options):
                    "best.pt by it. Without: best.pt by the no-reference score (see README).")
 @held_out_options(ConverterConfig)
 @click.option("--arch", default=ConverterConfig.arch, show_default=True,
-              help="G: mimo-unet-tiny, mimo-unet-small (CPU); mimo-unet (the paper's, 6.8 M).")
+              help="G: mimo-unet-nano, mimo-unet-tiny, mimo-unet-small (CPU); mimo-unet (the paper's, 6.8 M).")
 @click.option("--critic", default=ConverterConfig.critic, show_default=True,
               help="D: patchgan-tiny-nonorm (CPU; without InstanceNorm, which hides how much noise and blur an "
                    "image holds), patchgan-tiny, patchgan (the paper's 70 x 70 PatchGAN).")
@@ -275,22 +284,28 @@ def converter(ctx, **options):
 
     Under `torchrun --nproc_per_node N` each process trains G and D on its share of every batch.
     """
-    from blur2blur.train.converter import train_converter
+    from blur2blur.train.converter import kept_no_converter, train_converter
 
     given = explicit(ctx)
     config = ConverterConfig.from_recipe(**{name: options[name] for name in given if name != "recipe"},
                                          recipe=options["recipe"])
-    report(train_converter(config, given=given))
+    result = train_converter(config, given=given)
+    report(result)
+    if result.main and result.best and kept_no_converter(result.best):
+        click.echo(f"kept no G: the identity (step 0) scored best, so no G it tried would help; b2b-export "
+                   f"--converter {result.best} makes a bundle of the deblurrer alone")
 
 
 @main_group.command(context_settings=SETTINGS)
 @click.argument("checkpoint", type=CHECKPOINT)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
-def pack(checkpoint, out):
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def pack(checkpoint, out, force):
     """Write CHECKPOINT's model as a small file to ship: FP16 weights, its config and figures, no optimizer
     state (loading casts the weights back to FP32). `make starter` packs the shipped starter this way."""
     from blur2blur.shipped import pack_checkpoint
 
+    check_outputs({"CHECKPOINT": checkpoint}, files={"--out": out}, force=force)
     path = pack_checkpoint(checkpoint, out)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from blur2blur.errors import UserError
+from blur2blur.outputs import check_outputs
 from blur2blur.shipped import resolve_checkpoint
 
 OPTIMIZERS = ("adamw", "adam")
@@ -76,6 +77,11 @@ class RunConfig:
             raise UserError(f"--ema {self.ema}: must be at least 0 (no average) and below 1")
         if not self.out:
             raise UserError("--out: give a run folder")
+        inputs = {f"--{name.replace('_', '-')}": getattr(self, name) for name in INPUTS if getattr(self, name, None)}
+        check_outputs(inputs, folders={"--out": self.out})
+
+
+INPUTS = ("pairs", "val_pairs", "init", "blurry", "sharp", "known", "deblurrer", "kernel", "vgg_weights")  # read
 
 
 def check_held_out(count: int, size: int) -> None:

@@ -59,7 +59,7 @@ from blur2blur.train.transfer import open_transfer
 
 log = logging.getLogger(__name__)
 SAMPLE_ROWS = 4
-PROBE_COUNT = 16  # held-out crops of the camera for the no-reference score
+PROBE_COUNT = 32  # held-out crops of the camera for the no-reference score
 PROBE_START = 2**40  # far beyond any step x batch a run reaches
 TRANSFER_MARGIN = 16  # context around a crop for the known blur (the largest known kernel radius and more)
 
@@ -125,16 +125,26 @@ class UnpairedCrops(Dataset):
         return 2**62
 
     def __getitem__(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        blurry, real, _, rng = self.draw(n)
+        return blurry, real, torch.tensor(rng.random(), dtype=torch.float32)
+
+    def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, np.random.Generator]:
+        """Item n's (blurry crop, real crop, the sharp crop the real one was blurred from (None without a
+        transfer), the item's generator for what else it draws)."""
         rng = np.random.default_rng([self.seed, n, 2])
         (blurry,) = random_window([pick(self.blurry, n, self.seed, 0)], self.crop, rng)
         if self.transfer is None:
             (real,) = random_window([pick(self.real, n, self.seed, 1)], self.crop, rng)
+            sharp = None
         else:
             m = TRANSFER_MARGIN
             (window,) = random_window([pick(self.real, n, self.seed, 1)], self.crop + 2 * m, rng)
-            real = self.transfer.apply(np.ascontiguousarray(window), rng)[m:-m, m:-m]
-        (blurry,), (real,) = augment([blurry], rng, False), augment([real], rng, False)
-        return bgr_to_tensor(blurry), bgr_to_tensor(real), torch.tensor(rng.random(), dtype=torch.float32)
+            real, sharp = self.transfer.apply(np.ascontiguousarray(window), rng)[m:-m, m:-m], window[m:-m, m:-m]
+        (blurry,) = augment([blurry], rng, False)
+        real, *sharp = augment([real] if sharp is None else [real, sharp], rng, False)  # the same flips
+        sharp = sharp[0] if sharp else None
+        tensors = [bgr_to_tensor(blurry), bgr_to_tensor(real), None if sharp is None else bgr_to_tensor(sharp)]
+        return (*tensors, rng)
 
 
 def detail_band(image: torch.Tensor) -> torch.Tensor:
@@ -171,11 +181,39 @@ def detail_profile(image: torch.Tensor) -> torch.Tensor:
     return torch.stack(levels)
 
 
+def mean_profile(images: list[torch.Tensor]) -> torch.Tensor:
+    """The detail profile averaged over a set of images."""
+    return torch.stack([detail_profile(i) for i in images]).mean(dim=0)
+
+
 def detail_gap(restored: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
     """How far the restored frames' detail profile is from the reference's, both averaged over their set:
     0 when they hold as much detail and noise at every scale."""
-    mean = lambda images: torch.stack([detail_profile(i) for i in images]).mean(dim=0)  # noqa: E731
-    return float((mean(restored) - mean(reference)).abs().mean())
+    return float((mean_profile(restored) - mean_profile(reference)).abs().mean())
+
+
+def slope_gap(restored: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    """How far the fall of detail from scale to scale differs between two sets: like `detail_gap`, but blind to
+    how much detail the content holds overall (a busier scene raises every scale alike)."""
+    a, b = mean_profile(restored), mean_profile(reference)
+    return float(((a[:-1] - a[1:]) - (b[:-1] - b[1:])).abs().mean())
+
+
+NOREF_MARGIN = 0.02  # detail-gap points a G must gain over the deblurrer alone to be kept (bench/selection.py)
+NOREF_HARM_DB = 1.0  # the most a kept G may cost the camera's own known-blur frames after the deblurrer (dB)
+
+
+def no_pairs_score(figures: dict[str, float]) -> float:
+    """What best.pt keeps without pairs: 0 for the identity (no G), and for a G how much closer the deblurred
+    output comes to the camera's sharp images in detail, scale by scale, than the deblurrer alone does, less a
+    margin; below 0 (never kept) for a G that costs the camera's known-blur frames more than NOREF_HARM_DB after
+    the deblurrer. Without sharp samples (no transfer), the deblurred known-blur frames are the reference."""
+    if figures["probe_psnr_converted"] >= 100:  # G leaves its input as it is (8-bit): the identity
+        return 0.0
+    reference = "_sharp" if "detail_gap_sharp" in figures else ""
+    gain = figures[f"detail_gap{reference}_deblurred"] - figures[f"detail_gap{reference}"] - NOREF_MARGIN
+    harm = figures.get("known_psnr_alone", 0.0) - figures.get("known_psnr_after", 0.0)
+    return gain if harm <= NOREF_HARM_DB else min(gain, 0.0) - harm
 
 
 class ConverterTask:
@@ -213,7 +251,7 @@ class ConverterTask:
             if config.val_pairs else None
         self.val_size = config.val_size
         # Fixed crops for the no-reference figures, drawn from items training never reaches.
-        self.probe = [self.dataset[PROBE_START + i][:2] for i in range(PROBE_COUNT)]
+        self.probe = [self.dataset.draw(PROBE_START + i)[:3] for i in range(PROBE_COUNT)]
         self.best_metric = "val_psnr" if self.val is not None else "noref_score"
 
         self.model = create_model(config.arch)  # the identity at first (see models/mimo_unet.py)
@@ -282,20 +320,36 @@ class ConverterTask:
         much G keeps of its input (`probe_psnr_converted`), the detail gaps of the deblurrer alone and after G
         against the deblurred real samples, and `noref_score`, which picks best.pt without pairs."""
         device = next(model.parameters()).device
-        fake, real, kept, restored, alone, reference = [], [], [], [], [], []
-        for blurry, real_sample in self.probe:
+        sets: dict[str, list[torch.Tensor]] = {}
+        figures: dict[str, list[float]] = {}
+        for blurry, real_sample, sharp in self.probe:
             blurry, real_sample = blurry[None].to(device), real_sample[None].to(device)
             converted = convert(model, blurry)
-            fake.append(float(self.judge(self.critic, converted).mean()))
-            real.append(float(self.judge(self.critic, real_sample).mean()))
-            kept.append(psnr(converted.cpu(), blurry.cpu()))
-            restored.append(self.deblurrer(converted))
-            alone.append(self.deblurrer(blurry))
-            reference.append(self.deblurrer(real_sample))
-        gap = detail_gap(restored, reference)
-        return {"critic_real": float(np.mean(real)), "critic_converted": float(np.mean(fake)),
-                "probe_psnr_converted": float(np.mean(kept)), "detail_gap_deblurred": detail_gap(alone, reference),
-                "detail_gap": gap, "noref_score": -gap}
+            shown = {"blurry": blurry, "converted": converted, "real": real_sample,
+                     "restored": self.deblurrer(converted), "alone": self.deblurrer(blurry),
+                     "reference": self.deblurrer(real_sample)}
+            measured = {"critic_real": float(self.judge(self.critic, real_sample).mean()),
+                        "critic_converted": float(self.judge(self.critic, converted).mean()),
+                        "probe_psnr_converted": psnr(converted.cpu(), blurry.cpu())}
+            if sharp is not None:  # G on frames that already carry the known blur: it should leave them be
+                real_converted = convert(model, real_sample)
+                shown["sharp"] = sharp[None].to(device)
+                measured.update(known_psnr_converted=psnr(real_converted.cpu(), real_sample.cpu()),
+                                known_psnr_alone=psnr(shown["reference"].cpu(), sharp[None]),
+                                known_psnr_after=psnr(self.deblurrer(real_converted).cpu(), sharp[None]))
+            for key, value in shown.items():
+                sets.setdefault(key, []).append(value)
+            for key, value in measured.items():
+                figures.setdefault(key, []).append(value)
+        result = {key: float(np.mean(values)) for key, values in figures.items()}
+        for name, (a, b) in {"": ("restored", "reference"), "_deblurred": ("alone", "reference"),
+                             "_converted": ("converted", "real"), "_input": ("blurry", "real"),
+                             "_sharp": ("restored", "sharp"), "_sharp_deblurred": ("alone", "sharp")}.items():
+            if b in sets:
+                result[f"detail_gap{name}"] = detail_gap(sets[a], sets[b])
+                result[f"slope_gap{name}"] = slope_gap(sets[a], sets[b])
+        result["noref_score"] = no_pairs_score(result)
+        return result
 
     def samples(self, model: nn.Module) -> list[list[np.ndarray]]:
         """Rows of blurry | deblurrer alone | converted | deblurrer after G (| sharp, with pairs)."""
@@ -303,7 +357,7 @@ class ConverterTask:
         if self.val is not None:
             inputs = islice(held_out_tensors(self.val, self.val_size), SAMPLE_ROWS)
         else:
-            inputs = ((blurry[None], None) for blurry, _ in self.probe[:SAMPLE_ROWS])
+            inputs = ((blurry[None], None) for blurry, _, _ in self.probe[:SAMPLE_ROWS])
         rows = []
         for blurry, sharp in inputs:
             blurry = blurry.to(device)
@@ -333,6 +387,11 @@ def evaluate_converter(converter: nn.Module, deblurrer: nn.Module, pairs: Pairs,
         figures["val_ssim"].append(ssim(after, sharp))
         figures["val_psnr_converted"].append(psnr(converted.cpu(), blurry.cpu()))
     return {key: float(np.mean(values)) for key, values in figures.items() if values}
+
+
+def kept_no_converter(best: Path) -> bool:
+    """Whether the run's best.pt is where G started, the identity: no G it tried did better."""
+    return read_checkpoint(best)["meta"].get("step") == 0
 
 
 def train_converter(config: ConverterConfig, given: Iterable[str] = ()) -> RunResult:

@@ -277,6 +277,10 @@ def _check_new_run(out: Path) -> None:
         step = _read_last(last).get("meta", {}).get("step", "?")
         raise UserError(f"--out {out} already holds a run (step {step}): add --resume to continue it, "
                         "or choose another --out")
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found:
+        raise UserError(f"--out {out} holds {', '.join(found)} but no last.pt (files of your own, or a run killed "
+                        "before its first checkpoint): remove them or choose another --out")
 
 
 def _remove_failed_start(out: Path) -> None:
@@ -302,6 +306,7 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
         out, created = _prepare_out(config)  # every process: a bad folder stops them all, not rank 0 alone
         try:
             with Lock(out / ".lock", f"--out {out}") if dist.main else nullcontext():
+                started = False  # until the folder is known to hold nothing of another's, nothing in it is removed
                 try:
                     config, state = resume_config(config, given)
                     config.check()
@@ -310,6 +315,7 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
                         remove_stale_temporaries(out / name)  # left by a killed run: no live writer holds the lock
                     if state is None:
                         _check_new_run(out)
+                    started = True
                     torch.manual_seed(config.seed)  # the same initial weights on every process
                     task = make_task(config)
                     if dist.main:
@@ -317,7 +323,7 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
                         write_atomic(out / "config.json", json.dumps(asdict(config), indent=2).encode())
                     return fit(task, config, dist, state)
                 except BaseException:
-                    if dist.main and not config.resume:
+                    if dist.main and not config.resume and started:
                         _remove_failed_start(out)
                     raise
         except BaseException:

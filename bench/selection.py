@@ -1,0 +1,127 @@
+"""Which G to keep without pairs: candidate rules scored against the oracle on the runs of bench/many_to_one.py.
+
+Each converter run of `bench/many_to_one.py --work DIR` logs, at every evaluation (step 0, the identity, included),
+the no-pairs figures of train/converter.py and the test PSNR after G (which no rule may look at). A rule sees the
+no-pairs figures only and picks one evaluation; the identity is always a candidate. Rules and their thresholds are
+chosen on the `--choose` cameras and reported on the others, never on the cameras they were chosen on:
+
+    python bench/selection.py --work runs/m2o-random --choose random:0-5
+
+For each rule: the harm rate (kept PSNR more than 0.1 dB below the deblurrer alone), the share of cameras within
+0.3 dB of the run's best candidate, the mean gain over the deblurrer alone, and Spearman's rank correlation of its
+score with the test PSNR over each run's evaluations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from blur2blur.train.converter import no_pairs_score
+from blur2blur.train.domains import parse_cameras
+from many_to_one import spearman  # bench/, beside this script
+
+Evaluation = dict
+
+
+@dataclass
+class Rule:
+    name: str
+    score: Callable[[Evaluation], float]  # higher is better
+    margin: float = 0.0  # leave the identity only for a score this much above its own
+    harm_db: float | None = None  # and only where G costs the camera's known-blur frames less than this (dB)
+
+    def pick(self, evaluations: list[Evaluation]) -> Evaluation:
+        identity = evaluations[0]
+        best, best_score = identity, self.score(identity) + self.margin
+        for evaluation in evaluations[1:]:
+            if self.harm_db is not None and "known_psnr_after" in evaluation and \
+                    evaluation["known_psnr_alone"] - evaluation["known_psnr_after"] > self.harm_db:
+                continue
+            if self.score(evaluation) > best_score:
+                best, best_score = evaluation, self.score(evaluation)
+        return best
+
+
+def evaluations_of(run: Path) -> list[Evaluation]:
+    """A converter run's evaluations in step order (the first is step 0, the identity)."""
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    found = sorted((line for line in lines if "val_psnr" in line and "noref_score" in line), key=lambda e: e["step"])
+    if not found or found[0]["step"] != 0:
+        raise SystemExit(f"{run}: no evaluation at step 0 (rerun it from the start)")
+    return found
+
+
+def candidate_rules() -> list[Rule]:
+    """The rules measured: each score alone, and with a margin over the identity and a harm guard."""
+    scores = {
+        "detail gap": lambda e: -e["detail_gap"],
+        "slope gap": lambda e: -e["slope_gap"],
+        "gap to sharp": lambda e: -e.get("detail_gap_sharp", e["detail_gap"]),
+        "slope to sharp": lambda e: -e.get("slope_gap_sharp", e["slope_gap"]),
+        "converted gap": lambda e: -e.get("detail_gap_converted", e["detail_gap"]),
+        "critic": lambda e: e["critic_converted"] - e["critic_real"],
+    }
+    rules = [Rule("today's rule (train/converter.py no_pairs_score)", no_pairs_score)]
+    for name, score in scores.items():
+        rules.append(Rule(name, score))
+        for margin in (0.02, 0.05, 0.1):
+            for harm in (None, 0.1, 0.3, 1.0):
+                rules.append(Rule(f"{name}, margin {margin:g}" + (f", known harm < {harm:g} dB" if harm else ""),
+                                  score, margin, harm))
+    return rules
+
+
+def measure(rule: Rule, runs: dict[str, list[Evaluation]]) -> dict:
+    harmed, close, gains, correlations = 0, 0, [], []
+    for evaluations in runs.values():
+        kept = rule.pick(evaluations)
+        alone = evaluations[0]["val_psnr"]
+        best = max(e["val_psnr"] for e in evaluations)
+        harmed += kept["val_psnr"] < alone - 0.1
+        close += kept["val_psnr"] >= best - 0.3
+        gains.append(kept["val_psnr"] - alone)
+        correlations.append(spearman([rule.score(e) for e in evaluations], [e["val_psnr"] for e in evaluations]))
+    return {"harm": harmed, "close": close, "cameras": len(runs), "gain": float(np.mean(gains)),
+            "corr": float(np.mean(correlations))}
+
+
+def table(rules: list[Rule], runs: dict[str, list[Evaluation]], title: str) -> str:
+    lines = [f"{title} ({len(runs)} cameras: {', '.join(runs)})", "",
+             "| rule | harm rate | within 0.3 dB of the best | mean gain over alone (dB) | rank corr. |",
+             "|---|---|---|---|---|"]
+    for rule in rules:
+        m = measure(rule, runs)
+        lines.append(f"| {rule.name} | {m['harm']} of {m['cameras']} | {m['close']} of {m['cameras']} | "
+                     f"{m['gain']:+.3f} | {m['corr']:+.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="the --work folder of bench/many_to_one.py")
+    parser.add_argument("--choose", default="random:0-5", help="cameras the rule is chosen on (the rest report it)")
+    parser.add_argument("--top", type=int, default=5, help="rules carried from choosing to reporting")
+    args = parser.parse_args()
+    work = Path(args.work)
+    runs = {run.name.removeprefix("converter-"): evaluations_of(run)
+            for run in sorted(work.glob("converter-*")) if (run / "metrics.jsonl").exists()}
+    chosen = set(parse_cameras(args.choose))
+    choose = {name: runs[name] for name in runs if name in chosen}
+    report = {name: runs[name] for name in runs if name not in chosen}
+    rules = candidate_rules()
+    print(table(rules, choose, "choosing"))
+    # Fewest harmed cameras first, then most cameras close to the best, then the largest mean gain.
+    ranked = sorted(rules, key=lambda r: (measure(r, choose)["harm"], -measure(r, choose)["close"],
+                                          -measure(r, choose)["gain"]))
+    print()
+    print(table(ranked[:args.top], report, f"reporting the {args.top} best rules on the other cameras"))
+
+
+if __name__ == "__main__":
+    main()
