@@ -68,6 +68,14 @@ def candidate_rules() -> list[Rule]:
         "critic": lambda e: e["critic_converted"] - e["critic_real"],
     }
     rules = [Rule("today's rule (train/converter.py no_pairs_score)", no_pairs_score)]
+    for tol in (0.0, 0.02, 0.05):
+        for harm in (0.3, 1.0):
+            def hybrid(e, tol=tol):  # the detail gap's gain, among G that bring the output no further from sharp
+                if e["detail_gap_sharp"] > e["detail_gap_sharp_deblurred"] + tol:
+                    return -1.0
+                return -e["detail_gap"]
+            rules.append(Rule(f"detail gap where the gap to sharp grows < {tol:g}, margin 0.02, known harm < {harm:g}",
+                              hybrid, 0.02, harm))
     for name, score in scores.items():
         rules.append(Rule(name, score))
         for margin in (0.02, 0.05, 0.1):
@@ -120,6 +128,9 @@ def main() -> None:
     ranked = sorted(rules, key=lambda r: (measure(r, choose)["harm"], -measure(r, choose)["close"],
                                           -measure(r, choose)["gain"]))
     print()
+    if not report:
+        print("no other cameras in --work yet: run bench/many_to_one.py on cameras outside --choose to report")
+        return
     print(table(ranked[:args.top], report, f"reporting the {args.top} best rules on the other cameras"))
 
 

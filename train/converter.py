@@ -204,16 +204,19 @@ NOREF_HARM_DB = 1.0  # the most a kept G may cost the camera's own known-blur fr
 
 
 def no_pairs_score(figures: dict[str, float]) -> float:
-    """What best.pt keeps without pairs: 0 for the identity (no G), and for a G how much closer the deblurred
-    output comes to the camera's sharp images in detail, scale by scale, than the deblurrer alone does, less a
-    margin; below 0 (never kept) for a G that costs the camera's known-blur frames more than NOREF_HARM_DB after
-    the deblurrer. Without sharp samples (no transfer), the deblurred known-blur frames are the reference."""
+    """What best.pt keeps without pairs: 0 for the identity (no G). A G scores how much closer, in detail and noise
+    scale by scale, its deblurred output comes to the deblurred known-blur frames of the camera than the deblurrer
+    alone does, less a margin; below 0 (never kept) where its deblurred output is further from the camera's own
+    sharp images than the deblurrer alone's, or where it costs the camera's known-blur frames more than
+    NOREF_HARM_DB after the deblurrer (chosen on random:0-5 with bench/selection.py)."""
     if figures["probe_psnr_converted"] >= 100:  # G leaves its input as it is (8-bit): the identity
         return 0.0
-    reference = "_sharp" if "detail_gap_sharp" in figures else ""
-    gain = figures[f"detail_gap{reference}_deblurred"] - figures[f"detail_gap{reference}"] - NOREF_MARGIN
+    gain = figures["detail_gap_deblurred"] - figures["detail_gap"] - NOREF_MARGIN
+    further = figures.get("detail_gap_sharp", 0.0) - figures.get("detail_gap_sharp_deblurred", 0.0)
     harm = figures.get("known_psnr_alone", 0.0) - figures.get("known_psnr_after", 0.0)
-    return gain if harm <= NOREF_HARM_DB else min(gain, 0.0) - harm
+    if further > 0 or harm > NOREF_HARM_DB:
+        return min(gain, 0.0) - max(further, 0.0) - max(harm, 0.0)
+    return gain
 
 
 class ConverterTask:
