@@ -19,7 +19,9 @@ each evaluation reports PSNR/SSIM of the deblurrer alone and after G, and best.p
 Without, best.pt keeps the best no-reference score (`noref_score`, reported with pairs too): the
 deblurred output of G on held-out crops of the camera's blurry frames should hold as much detail and noise,
 scale by scale, as the deblurred "real" samples (the camera's sharp images with the known blur), which the
-deblurrer restores as well as it can. Measured on every preset against the oracle (README).
+deblurrer restores as well as it can, without moving away from the camera's own sharp images; the identity
+(step 0) is always a candidate and wins unless a G does better (`no_pairs_score`; chosen on random cameras with
+bench/selection.py, README).
 """
 
 from __future__ import annotations
@@ -320,8 +322,9 @@ class ConverterTask:
 
     def no_reference(self, model: nn.Module) -> dict[str, float]:
         """Figures that need no pairs, on the probe crops: the critic's view of real and converted crops, how
-        much G keeps of its input (`probe_psnr_converted`), the detail gaps of the deblurrer alone and after G
-        against the deblurred real samples, and `noref_score`, which picks best.pt without pairs."""
+        much G keeps of its input (`probe_psnr_converted`), the detail gaps (and their slopes) of the deblurrer
+        alone and after G against the deblurred real samples and against the camera's sharp crops, what G does to
+        the real samples (`known_psnr_*`), and `noref_score` (`no_pairs_score`), which picks best.pt without pairs."""
         device = next(model.parameters()).device
         sets: dict[str, list[torch.Tensor]] = {}
         figures: dict[str, list[float]] = {}
