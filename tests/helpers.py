@@ -38,6 +38,15 @@ def write_video(path: Path, frames: int = 6, width: int = 64, height: int = 48, 
     return written
 
 
+def noisy_video(path: Path, frames: int, size: tuple[int, int] = (96, 64)) -> None:
+    """A video that compresses badly (random noise): it needs real space on disk."""
+    rng = np.random.default_rng(0)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+
+
 def read_video(path: Path) -> list[np.ndarray]:
     capture = cv2.VideoCapture(str(path))
     frames = []

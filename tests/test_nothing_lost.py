@@ -17,7 +17,8 @@ import pytest
 from blur2blur.errors import UserError
 from blur2blur.images import temporary
 from blur2blur.locks import Lock, beside
-from helpers import B2B_BENCH, B2B_RUN, assert_one_line_error, fill, read_video, write_frame_bundle, write_video
+from helpers import B2B_BENCH, B2B_RUN, assert_one_line_error, fill, noisy_video, read_video, write_frame_bundle, \
+    write_video
 
 BIN = Path(sys.executable).parent
 
@@ -31,15 +32,6 @@ def assert_failed_with(result: subprocess.CompletedProcess, match: str) -> None:
     assert result.returncode != 0, result.stdout
     errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("error:") and match in errors[0], result.stderr
-
-
-def noisy_video(path: Path, frames: int, size: tuple[int, int] = (96, 64)) -> None:
-    """A video that compresses badly (random noise): it needs real space on disk."""
-    rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-    writer.release()
 
 
 # ---------------------------------------------------------------- outputs under a full disk

@@ -9,15 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from blur2blur.errors import UserError
 from blur2blur.evaluate.report import build_report, markdown_to_html, table_cell
 from blur2blur.outputs import MARKER, check_outputs, owned_folder
-from helpers import B2B_EVAL, B2B_RUN, assert_one_line_error, fill, pair_folder, read_video, write_frame_bundle, \
-    write_video
+from helpers import B2B_EVAL, B2B_RUN, assert_one_line_error, fill, noisy_video, pair_folder, read_video, \
+    write_frame_bundle, write_video
 
 BIN = Path(sys.executable).parent
 
@@ -144,17 +142,9 @@ def test_a_report_alone_does_not_name_its_temporary_grids(tmp_path):
     assert "grids to" not in result.stdout and len(list((tmp_path / "report" / "files").glob("*.png"))) == 3
 
 
-def noisy_video(path: Path, frames: int, size=(160, 120)) -> None:
-    rng = np.random.default_rng(0)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, size)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-    writer.release()
-
-
 def test_a_report_on_a_full_disk_fails_and_keeps_the_previous_report(tmp_path, small_disk):
     clip = tmp_path / "restored.mp4"
-    noisy_video(clip, 120)
+    noisy_video(clip, 120, (160, 120))
     report = small_disk / "report"
     write_video(tmp_path / "small.mp4", frames=5)
     build_report(report, "test", video=tmp_path / "small.mp4")
