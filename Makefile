@@ -8,7 +8,7 @@ OUT ?= demo_out
 # The hand-pose app's model, where b2b-run looks for it (fetched, or built from PyPI's mediapipe 0.10.21 wheel).
 HAND_MODEL := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/blur2blur/mediapipe/hand_landmarker.task
 
-.PHONY: setup demo test clean starter gpu-check
+.PHONY: setup demo test clean starter photos gpu-check
 
 setup: $(VENV)/.installed $(HAND_MODEL)
 
@@ -74,11 +74,12 @@ demo: setup
 	@echo "  $(OUT)/bundle/        the deployable bundle: b2b-export inspect $(OUT)/bundle"
 	$(if $(VIDEO),,@echo "The bundled photos hold no hands: make demo VIDEO=clip.mp4 runs a video of your own.")
 
-# The shipped starter deblurrer, reproduced (about 1.5 hours on one CPU core; run again to resume), in two stages on
-# packaged content: 16000 steps on scikit-image's photos and flat dead leaves, then 8000 steps more on textured dead
-# leaves (leaves filled with those photos' textures); the broad `known` blur, nafnet-w16, packed as FP16.
+# The shipped starter deblurrer, reproduced (about 2 hours on one CPU core; run again to resume), in three stages on
+# packaged content: 16000 steps on scikit-image's photos and flat dead leaves, 8000 on textured dead leaves (leaves
+# filled with those photos' textures), then 6000 on 96-pixel crops of the photographs Debian's wallpaper packages
+# install (`photos`, sharp tiles only) with some of the earlier content; the broad `known` blur, nafnet-w16, FP16.
 STARTER_RUN ?= runs/starter
-starter: setup
+starter: setup photos
 	$(BIN)/b2b-train synth --domain known --sharp skimage,deadleaves:48 --out runs/starter-pairs --count 4000 \
 		--size 128 --seed 0
 	$(BIN)/b2b-train deblurrer --pairs runs/starter-pairs --out $(STARTER_RUN) --arch nafnet-w16 --rotate \
@@ -88,7 +89,21 @@ starter: setup
 		--count 4000 --size 128 --seed 10
 	$(BIN)/b2b-train deblurrer --pairs runs/starter2-pairs --out $(STARTER_RUN)2 --init runs/starter-stage1.pt --rotate \
 		--steps 8000 --lr 1e-3 --warmup 100 --eval-every 2000 $(if $(wildcard $(STARTER_RUN)2/last.pt),--resume)
-	$(BIN)/b2b-train pack $(STARTER_RUN)2/last.pt --out weights/starter.pt --force
+	$(BIN)/b2b-train pack $(STARTER_RUN)2/last.pt --out runs/starter-stage2.pt --force
+	$(BIN)/b2b-train synth --domain known --sharp photos,texleaves:64,skimage --out runs/starter3-pairs \
+		--count 6000 --size 128 --seed 20
+	$(BIN)/b2b-train deblurrer --pairs runs/starter3-pairs --out $(STARTER_RUN)3 --init runs/starter-stage2.pt --rotate \
+		--steps 6000 --crop 96 --lr 1e-3 --warmup 100 --eval-every 1000 $(if $(wildcard $(STARTER_RUN)3/last.pt),--resume)
+	$(BIN)/b2b-train pack $(STARTER_RUN)3/last.pt --out weights/starter.pt --force
+
+# The photographs of `--sharp photos` (train/photos.csv names them): Debian's wallpaper packages, installed as root.
+PHOTO_PACKAGES := $(shell grep -v '^\#' train/photos.csv | tail -n +2 | cut -d, -f2 | sort -u)
+photos:
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q --no-install-recommends $(PHOTO_PACKAGES) >/dev/null || \
+		{ apt-get update -q && apt-get install -y -q --no-install-recommends $(PHOTO_PACKAGES); }; \
+	elif [ "$$(dpkg-query -W -f='$${Status}\n' $(PHOTO_PACKAGES) 2>/dev/null | grep -c 'ok installed')" != \
+		"$(words $(PHOTO_PACKAGES))" ]; then \
+		echo "make starter trains on Debian's photographs: run  sudo apt-get install -y $(PHOTO_PACKAGES)"; exit 1; fi
 
 test: setup
 	$(BIN)/python -m pytest -q

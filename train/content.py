@@ -1,4 +1,4 @@
-"""Sharp content to synthesise blur from, without downloads: user folders/videos, bundled photos, dead leaves."""
+"""Sharp content to synthesise blur from, without downloads: user folders/videos, packaged photos, dead leaves."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from blur2blur.errors import UserError
 from blur2blur.images import read_bgr, to_bgr8
 from blur2blur.train.datasets import open_images
 from blur2blur.train.deadleaves import dead_leaves
+from blur2blur.train.photos import photo_tiles
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,15 @@ def _images_of(part: str, option: str) -> Iterator[tuple[str, np.ndarray | None]
         yield from deadleaves_images(_deadleaves_count(word if low.startswith("deadleaves") else "", option))
     if low == "texleaves" or low.startswith("texleaves:"):
         yield from texleaves_images(_deadleaves_count(word, option))
-    if low in ("skimage", "deadleaves", "texleaves", "skimage+deadleaves") or low.startswith(("deadleaves:",
-                                                                                              "texleaves:")):
+    if low == "photos":
+        yield from photo_tiles(option=option)
+    if low in ("skimage", "deadleaves", "texleaves", "skimage+deadleaves", "photos") or low.startswith(
+            ("deadleaves:", "texleaves:")):
         return
     if not Path(word).expanduser().exists() and not any(c in word for c in ":/\\"):
         raise UserError(
             f"{option} {word}: neither a file, a folder nor a known source; "
-            f"use a folder, a video, skimage, deadleaves[:N], texleaves[:N] or {DEFAULT_SPEC}"
+            f"use a folder, a video, photos, skimage, deadleaves[:N], texleaves[:N] or {DEFAULT_SPEC}"
         )
     # Neighbouring video frames are near copies: about two a second give the same content for less memory.
     images = open_images(word, option=option, frame_step=VIDEO_FRAME_STEP, validate=False)  # decoded below, once
