@@ -97,7 +97,7 @@ def video_frame_count(path: str | Path) -> int | None:
     try:
         if not capture.isOpened():
             return None
-        frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        frames = max(int(capture.get(cv2.CAP_PROP_FRAME_COUNT)), 0)  # some containers report -1
         if frames > 0:
             capture.set(cv2.CAP_PROP_POS_FRAMES, frames - 1)
             if not capture.grab():

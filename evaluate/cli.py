@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from blur2blur.errors import UserError, run_cli
+from blur2blur.runtime.bundle import read_meta
 from blur2blur.shipped import CHECKPOINT
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -39,12 +40,15 @@ def _check_eval_outputs(inputs: dict, json_path: str | None, force: bool, grid: 
 
 
 def _recorded_checkpoints(bundle: str | None) -> list[str]:
-    """The checkpoint files a bundle's meta.json names (eager PyTorch reads them), where it can be read."""
+    """The checkpoint files a bundle's meta.json names (eager PyTorch reads them); none where it is no bundle (which
+    fails later, with its own message)."""
     try:
-        sources = json.loads((Path(bundle) / "meta.json").read_text()).get("sources") or {}
-        return [str(source["path"]) for source in sources.values() if source.get("path")]
-    except (TypeError, OSError, ValueError, AttributeError, KeyError):
+        sources = read_meta(Path(bundle)).get("sources") if bundle else None
+    except UserError:
         return []
+    if not isinstance(sources, dict):
+        return []
+    return [str(source["path"]) for source in sources.values() if isinstance(source, dict) and source.get("path")]
 
 
 def model_options(command):

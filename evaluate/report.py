@@ -121,7 +121,7 @@ class Report:
         written = video_frame_count(target)
         if written != frames:
             raise UserError(f"{self.option} {self.folder}: its video did not write completely ({frames} frames sent, "
-                            f"{max(written or 0, 0)} readable; is the disk full?); the previous report is kept")
+                            f"{written or 0} readable; is the disk full?); the previous report is kept")
         self.sections.append(Section(title, source, "video", link, [f"{frames} frames at {fps:g} frames/s"]))
 
     def write(self) -> Path:

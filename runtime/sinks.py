@@ -55,9 +55,8 @@ class VideoFileSink(FrameSink):
             self.size = size
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
             if not self.writer.isOpened():
-                other = "a folder of PNGs" if self.path.suffix.lower() == ".mp4" else ".mp4 or a folder of PNGs"
                 raise UserError(f"--output {self.path}: OpenCV cannot encode {size[0]}x{size[1]} frames as "
-                                f"{self.path.suffix} ({FOURCC}) here; try {other}")
+                                f"{self.path.suffix} ({FOURCC}) here; try {_other_format(self.path)}")
         if size != self.size:
             if not self.resized:
                 log.warning("frame %d is %dx%d, the video %dx%d: resizing such frames (write a folder to keep sizes)",
@@ -79,11 +78,16 @@ class VideoFileSink(FrameSink):
                 if complete:
                     kept = "the previous file is kept" if self.path.exists() else "nothing was written"
                     raise UserError(f"--output {self.path}: the video did not write completely ({self.frames} frames "
-                                    f"sent, {max(readable or 0, 0)} readable; is the disk full?); {kept}")
+                                    f"sent, {readable or 0} readable; is the disk full?); {kept}")
                 return
             os.replace(self.tmp, self.path)
         finally:
             self.lock.release()
+
+
+def _other_format(path: Path) -> str:
+    """What to try when OpenCV cannot write this video format."""
+    return "a folder of PNGs" if path.suffix.lower() == ".mp4" else ".mp4 or a folder of PNGs"
 
 
 class ImageFolderSink(FrameSink):
@@ -204,7 +208,6 @@ def open_output(output: str, fps: float) -> FrameSink:
     writer.release()
     probe.unlink(missing_ok=True)
     if not opened:
-        other = "a folder of PNGs" if path.suffix.lower() == ".mp4" else ".mp4 or a folder of PNGs"
         raise UserError(f"--output {output}: OpenCV cannot write a {path.suffix} video in {folder} (is the disk "
-                        f"full?); else try {other}")
+                        f"full?); else try {_other_format(path)}")
     return VideoFileSink(path, fps)
