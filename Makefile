@@ -74,10 +74,11 @@ demo: setup
 	@echo "  $(OUT)/bundle/        the deployable bundle: b2b-export inspect $(OUT)/bundle"
 	$(if $(VIDEO),,@echo "The bundled photos hold no hands: make demo VIDEO=clip.mp4 runs a video of your own.")
 
-# The shipped starter deblurrer, reproduced (about 2 hours on one CPU core; run again to resume), in three stages on
-# packaged content: 16000 steps on scikit-image's photos and flat dead leaves, 8000 on textured dead leaves (leaves
-# filled with those photos' textures), then 6000 on 96-pixel crops of the photographs Debian's wallpaper packages
-# install (`photos`, sharp tiles only) with some of the earlier content; the broad `known` blur, nafnet-w16, FP16.
+# The shipped starter deblurrer, reproduced (about 2.5 hours on one CPU core; run again to resume), in four stages
+# on packaged content: 16000 steps on scikit-image's photos and flat dead leaves, 8000 on textured dead leaves
+# (leaves filled with those photos' textures), 6000 on 96-pixel crops of the photographs Debian's wallpaper packages
+# install (`photos`, sharp tiles only) with some of the earlier content, then 3000 with a sixth of the pairs `still`
+# (no blur: a sharp frame stays as it is); the broad `known` blur, nafnet-w16, packed as FP16.
 STARTER_RUN ?= runs/starter
 starter: setup photos
 	$(BIN)/b2b-train synth --domain known --sharp skimage,deadleaves:48 --out runs/starter-pairs --count 4000 \
@@ -94,7 +95,15 @@ starter: setup photos
 		--count 6000 --size 128 --seed 20
 	$(BIN)/b2b-train deblurrer --pairs runs/starter3-pairs --out $(STARTER_RUN)3 --init runs/starter-stage2.pt --rotate \
 		--steps 6000 --crop 96 --lr 1e-3 --warmup 100 --eval-every 1000 $(if $(wildcard $(STARTER_RUN)3/last.pt),--resume)
-	$(BIN)/b2b-train pack $(STARTER_RUN)3/last.pt --out weights/starter.pt --force
+	$(BIN)/b2b-train pack $(STARTER_RUN)3/last.pt --out runs/starter-stage3.pt --force
+	$(BIN)/b2b-train synth --domain still --sharp photos,texleaves:64,skimage --out runs/still-pairs --count 1200 \
+		--size 128 --seed 30
+	rm -rf runs/starter4-pairs && mkdir -p runs/starter4-pairs/blur runs/starter4-pairs/sharp
+	for side in blur sharp; do cp -al runs/starter3-pairs/$$side runs/starter4-pairs/$$side/known && \
+		cp -al runs/still-pairs/$$side runs/starter4-pairs/$$side/still || exit 1; done
+	$(BIN)/b2b-train deblurrer --pairs runs/starter4-pairs --out $(STARTER_RUN)4 --init runs/starter-stage3.pt --rotate \
+		--steps 3000 --crop 96 --lr 5e-4 --warmup 100 --eval-every 1000 $(if $(wildcard $(STARTER_RUN)4/last.pt),--resume)
+	$(BIN)/b2b-train pack $(STARTER_RUN)4/last.pt --out weights/starter.pt --force
 
 # The photographs of `--sharp photos` (train/photos.csv names them): Debian's wallpaper packages, installed as root.
 PHOTO_PACKAGES := $(shell grep -v '^\#' train/photos.csv | tail -n +2 | cut -d, -f2 | sort -u)

@@ -139,9 +139,15 @@ def test_render_blurs_a_whole_image_its_border_mirrored():
     assert np.abs(smooth[0] - smooth[2]).mean() > 3  # while the blur is far larger
 
 
-@pytest.mark.parametrize("name", list(DOMAINS))
+@pytest.mark.parametrize("name", [n for n in DOMAINS if n != "still"])
 def test_blurry_images_are_blurrier_than_sharp_ones(name):
     assert stats(name)["sharpness_ratio"] < 0.8
+
+
+def test_the_still_camera_keeps_the_sharp_frame_but_for_the_known_sensor_noise():
+    ratio, noise = stats("still")["sharpness_ratio"], stats("still")["noise"]
+    assert 0.95 < ratio < 1.3  # no blur; the sensor's noise adds a little high frequency
+    assert abs(noise - stats("known")["noise"]) < 0.3 * stats("known")["noise"]  # the known camera's sensor
 
 
 def test_the_narrow_families_keep_their_direction_and_defocus_has_none():

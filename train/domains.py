@@ -196,6 +196,14 @@ DOMAINS: dict[str, Domain] = {
             blur_px=(4.0, 14.0),
         ),
         Domain(
+            name="still",
+            description="the known camera held still: no blur, the same clean sensor (pairs that teach a deblurrer "
+                        "to leave sharp frames alone)",
+            margin=1,
+            blur="none",
+            blur_px=(0.0, 0.0),
+        ),
+        Domain(
             name="shake",
             description="hand shake: jerky trajectories 16-32 px with sudden turns, noise",
             margin=33,
