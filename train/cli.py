@@ -46,8 +46,8 @@ class DomainListCommand(click.Command):
 @main_group.command(cls=DomainListCommand, context_settings=SETTINGS)
 @click.option("--domain", required=True, help="Blur domain: `known` or an unknown camera preset (listed below).")
 @click.option("--sharp", default="skimage+deadleaves", show_default=True,
-              help="Sharp content: a folder, a video, `photos` (Debian's wallpaper photographs), `skimage` (bundled photos), "
-                   "`deadleaves[:N]`, `texleaves[:N]`, or a comma list.")
+              help="Sharp content: a folder, a video, `photos` (Debian's wallpaper photographs), `skimage` "
+                   "(bundled photos), `deadleaves[:N]`, `texleaves[:N]`, or a comma list.")
 @click.option("--out", required=True, type=click.Path(), help="Folder to write blur/ and sharp/ into.")
 @click.option("--count", default=200, show_default=True, help="Number of pairs.")
 @click.option("--size", default=256, show_default=True, help="Side of each square pair in pixels.")

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 PHOTO_LIST = Path(__file__).with_name("photos.csv")
 SCALES = (1024, 1600, 2560)  # the long side each photograph is reduced to (a smaller one is taken as it is, once)
-TILE = 320  # a side: room for a 256-pixel pair plus the widest domain margin
+TILE = 320  # a side: a 256-pixel pair with a 32-pixel margin (larger crops are enlarged a little)
 BLOCK = 32
 MIN_DETAIL = 0.01  # RMS gradient (per pixel, of 0-1 grey) under which a block is flat
 MAX_SOFTNESS = 0.6  # gradient energy kept by a 1-pixel Gaussian blur, over which a block is already soft
