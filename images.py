@@ -59,8 +59,13 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 
 def read_bgr(path: str | Path) -> np.ndarray | None:
     """Decode an image file as H x W x 3 uint8 BGR; None when it is unreadable or truncated."""
-    data = np.fromfile(str(path), dtype=np.uint8) if os.path.isfile(path) else None
-    if data is None or data.size == 0:
+    return decode_bgr(np.fromfile(str(path), dtype=np.uint8)) if os.path.isfile(path) else None
+
+
+def decode_bgr(data: bytes | np.ndarray) -> np.ndarray | None:
+    """Decode an encoded image (PNG, JPEG, ...) as H x W x 3 uint8 BGR; None when it is no image or truncated."""
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    if data.size == 0:
         return None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:

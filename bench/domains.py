@@ -55,7 +55,7 @@ def main() -> None:
           f"{args.test_sharp} ({minutes:.1f} min); PSNR (dB) / SSIM\n")
     print("| domain | role | blurry input | deblurred | gain |\n|---|---|---|---|---|")
     for name, f in rows:
-        role = "known" if name == "known" else "camera" if name in CAMERAS else name if name == "still" else "narrow"
+        role = name if name in ("known", "still") else "camera" if name in CAMERAS else "narrow"
         print(f"| {name} | {role} | {f['val_psnr_input']:.2f} / {f['val_ssim_input']:.3f} | "
               f"{f['val_psnr']:.2f} / {f['val_ssim']:.3f} | {f['val_psnr'] - f['val_psnr_input']:+.2f} |")
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from blur2blur.errors import UserError
-from blur2blur.images import read_bgr
+from blur2blur.images import decode_bgr
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def photo_tiles(list_path: str | Path = PHOTO_LIST, option: str = "--sharp") -> 
             log.warning("%s photos: %s differs from the listed one (%s %s installs another?); leaving it out",
                         option, photo.path, photo.package, photo.version)
             continue
-        image = read_bgr(photo.path)
+        image = decode_bgr(data)  # the bytes just checked, not a second read
         if image is None:
             log.warning("%s photos: %s is unreadable; leaving it out", option, photo.path)
             continue
