@@ -91,7 +91,7 @@ def spearman(a: list[float], b: list[float]) -> float:
 def converter(work: Path, name: str, images: list, known: str, test: Path, args: argparse.Namespace) -> Path:
     """G for camera `name`: its blurry images from the even content, sharp images from the odd content; every
     evaluation on the `test` pairs."""
-    run = work / (f"converter-{name}" + ("" if args.arch == ConverterConfig.arch else f"-{args.arch}"))
+    run = work / f"converter-{name}-{args.arch}"
     synthesize(name, images[0::2], work / f"blurry-{name}", count=200, size=128, seed=3)
     synthesize(name, images[1::2], work / f"sharp-{name}", count=200, size=128, seed=4)
     finished(train_converter(ConverterConfig(

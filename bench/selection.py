@@ -69,13 +69,20 @@ def candidate_rules() -> list[Rule]:
     }
     rules = [Rule("today's rule (train/converter.py no_pairs_score)", no_pairs_score)]
     for tol in (0.0, 0.02, 0.05):
-        for harm in (0.3, 1.0):
+        for harm in (0.3, 1.0, 1.5, None):
             def hybrid(e, tol=tol):  # the detail gap's gain, among G that bring the output no further from sharp
                 if e["detail_gap_sharp"] > e["detail_gap_sharp_deblurred"] + tol:
                     return -1.0
                 return -e["detail_gap"]
-            rules.append(Rule(f"detail gap where the gap to sharp grows < {tol:g}, margin 0.02, known harm < {harm:g}",
-                              hybrid, 0.02, harm))
+            rules.append(Rule(f"detail gap where the gap to sharp grows < {tol:g}, margin 0.02"
+                              + (f", known harm < {harm:g}" if harm else ""), hybrid, 0.02, harm))
+    for k in (1, 2, 3, 4):
+        for harm in (1.0, 1.5, None):
+            def trade(e, k=k):  # the detail gap's gain less k times how much further from sharp the output comes
+                return e["detail_gap_deblurred"] - e["detail_gap"] - \
+                    k * max(e["detail_gap_sharp"] - e["detail_gap_sharp_deblurred"], 0.0)
+            rules.append(Rule(f"detail gap's gain - {k} x the growth of the gap to sharp, margin 0.02"
+                              + (f", known harm < {harm:g}" if harm else ""), trade, 0.02, harm))
     for name, score in scores.items():
         rules.append(Rule(name, score))
         for margin in (0.02, 0.05, 0.1):
@@ -99,6 +106,14 @@ def measure(rule: Rule, runs: dict[str, list[Evaluation]]) -> dict:
             "corr": float(np.mean(correlations))}
 
 
+def rank_key(rule: Rule, runs: dict[str, list[Evaluation]]) -> tuple:
+    """Fewest harmed cameras first, then most cameras close to the best, then the largest mean gain and rank
+    correlation (to 0.01: closer is noise), then the strictest guard on the known-blur frames."""
+    m = measure(rule, runs)
+    return (m["harm"], -m["close"], -round(m["gain"], 2), -round(m["corr"], 2),
+            float("inf") if rule.harm_db is None else rule.harm_db)
+
+
 def table(rules: list[Rule], runs: dict[str, list[Evaluation]], title: str) -> str:
     lines = [f"{title} ({len(runs)} cameras: {', '.join(runs)})", "",
              "| rule | harm rate | within 0.3 dB of the best | mean gain over alone (dB) | rank corr. |",
@@ -110,23 +125,36 @@ def table(rules: list[Rule], runs: dict[str, list[Evaluation]], title: str) -> s
     return "\n".join(lines)
 
 
+def finished_runs(works: list[str]) -> dict[str, list[Evaluation]]:
+    """Every finished converter run in the --work folders, named `camera (G's arch, folder)`."""
+    runs = {}
+    for work in works:
+        for run in sorted(Path(work).glob("converter-*")):
+            if not (run / "metrics.jsonl").exists() or not (run / "config.json").exists():
+                continue
+            config = json.loads((run / "config.json").read_text())
+            evaluations = evaluations_of(run)
+            if evaluations[-1]["step"] < config["steps"]:
+                continue  # still training
+            camera = run.name.removeprefix("converter-").removesuffix(f"-{config['arch']}")
+            runs[f"{camera} ({config['arch']}, {Path(work).name})"] = evaluations
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", required=True, help="the --work folder of bench/many_to_one.py")
+    parser.add_argument("--work", required=True, action="append",
+                        help="a --work folder of bench/many_to_one.py (again for more)")
     parser.add_argument("--choose", default="random:0-5", help="cameras the rule is chosen on (the rest report it)")
     parser.add_argument("--top", type=int, default=5, help="rules carried from choosing to reporting")
     args = parser.parse_args()
-    work = Path(args.work)
-    runs = {run.name.removeprefix("converter-"): evaluations_of(run)
-            for run in sorted(work.glob("converter-*")) if (run / "metrics.jsonl").exists()}
+    runs = finished_runs(args.work)
     chosen = set(parse_cameras(args.choose))
-    choose = {name: runs[name] for name in runs if name in chosen}
-    report = {name: runs[name] for name in runs if name not in chosen}
+    choose = {name: runs[name] for name in runs if name.split(" (")[0] in chosen}
+    report = {name: runs[name] for name in runs if name.split(" (")[0] not in chosen}
     rules = candidate_rules()
     print(table(rules, choose, "choosing"))
-    # Fewest harmed cameras first, then most cameras close to the best, then the largest mean gain.
-    ranked = sorted(rules, key=lambda r: (measure(r, choose)["harm"], -measure(r, choose)["close"],
-                                          -measure(r, choose)["gain"]))
+    ranked = sorted(rules, key=lambda r: rank_key(r, choose))
     print()
     if not report:
         print("no other cameras in --work yet: run bench/many_to_one.py on cameras outside --choose to report")

@@ -202,22 +202,24 @@ def slope_gap(restored: list[torch.Tensor], reference: list[torch.Tensor]) -> fl
 
 
 NOREF_MARGIN = 0.02  # detail-gap points a G must gain over the deblurrer alone to be kept (bench/selection.py)
+NOREF_FURTHER = 3.0  # what each point the output moves away from the camera's sharp images costs that gain
 NOREF_HARM_DB = 1.0  # the most a kept G may cost the camera's own known-blur frames after the deblurrer (dB)
 
 
 def no_pairs_score(figures: dict[str, float]) -> float:
-    """What best.pt keeps without pairs: 0 for the identity (no G). A G scores how much closer, in detail and noise
-    scale by scale, its deblurred output comes to the deblurred known-blur frames of the camera than the deblurrer
-    alone does, less a margin; below 0 (never kept) where its deblurred output is further from the camera's own
-    sharp images than the deblurrer alone's, or where it costs the camera's known-blur frames more than
-    NOREF_HARM_DB after the deblurrer (chosen on random:0-5 with bench/selection.py)."""
+    """What best.pt keeps without pairs: 0 for the identity (no G); a G is kept above 0 only. A G scores how much
+    closer, in detail and noise scale by scale, its deblurred output comes to the deblurred known-blur frames of the
+    camera than the deblurrer alone does, less a margin, less NOREF_FURTHER times how much further it comes from the
+    camera's own sharp images (a G that blurs content away; the sharp images carry the camera's noise, so a G that
+    removes it moves a little away from them too); below 0 where it costs the camera's known-blur frames more than
+    NOREF_HARM_DB after the deblurrer (chosen on random cameras with bench/selection.py)."""
     if figures["probe_psnr_converted"] >= 100:  # G leaves its input as it is (8-bit): the identity
         return 0.0
-    gain = figures["detail_gap_deblurred"] - figures["detail_gap"] - NOREF_MARGIN
-    further = figures.get("detail_gap_sharp", 0.0) - figures.get("detail_gap_sharp_deblurred", 0.0)
+    further = max(figures.get("detail_gap_sharp", 0.0) - figures.get("detail_gap_sharp_deblurred", 0.0), 0.0)
+    gain = figures["detail_gap_deblurred"] - figures["detail_gap"] - NOREF_FURTHER * further - NOREF_MARGIN
     harm = figures.get("known_psnr_alone", 0.0) - figures.get("known_psnr_after", 0.0)
-    if further > 0 or harm > NOREF_HARM_DB:
-        return min(gain, 0.0) - max(further, 0.0) - max(harm, 0.0)
+    if harm > NOREF_HARM_DB:
+        return min(gain, 0.0) - harm
     return gain
 
 
