@@ -5,7 +5,7 @@ the no-pairs figures of train/converter.py and the test PSNR after G (which no r
 no-pairs figures only and picks one evaluation; the identity is always a candidate. Rules and their thresholds are
 chosen on the `--choose` cameras and reported on the others, never on the cameras they were chosen on:
 
-    python bench/selection.py --work runs/m2o-random --choose random:0-5
+    python bench/selection.py --work runs/m2o-random [--work runs/other ...] --choose random:0-5,random:12-17
 
 For each rule: the harm rate (kept PSNR more than 0.1 dB below the deblurrer alone), the share of cameras within
 0.3 dB of the run's best candidate, the mean gain over the deblurrer alone, and Spearman's rank correlation of its
@@ -150,8 +150,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = finished_runs(args.work)
     chosen = set(parse_cameras(args.choose))
-    choose = {name: runs[name] for name in runs if name.split(" (")[0] in chosen}
-    report = {name: runs[name] for name in runs if name.split(" (")[0] not in chosen}
+    choose = {name: found for name, found in runs.items() if name.split(" (")[0] in chosen}
+    report = {name: found for name, found in runs.items() if name not in choose}
     rules = candidate_rules()
     print(table(rules, choose, "choosing"))
     ranked = sorted(rules, key=lambda r: rank_key(r, choose))

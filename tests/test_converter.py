@@ -20,7 +20,7 @@ from blur2blur.models.checkpoint import read_checkpoint, save_checkpoint
 from blur2blur.models.vgg import load_vgg16_features, vgg16_features
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
 from blur2blur.train.content import load_sharp_images
-from blur2blur.train.converter import ConverterTask, detail_band, detail_gap, train_converter
+from blur2blur.train.converter import ConverterTask, detail_band, detail_gap, no_pairs_score, train_converter
 from blur2blur.train.core import lr_factor, run
 from blur2blur.train.deblurrer import train_deblurrer
 from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, perceptual_loss
@@ -230,6 +230,20 @@ def test_the_detail_gap_sees_too_much_and_too_little_detail():
     smooth = pool(image)
     assert detail_gap([image], [image]) == 0
     assert detail_gap([noisy], [image]) > 0.1 and detail_gap([smooth], [image]) > 0.1  # too much or too little
+
+
+def test_the_no_pairs_score_keeps_a_denoising_g_and_not_a_blurring_one():
+    alone = {"probe_psnr_converted": 30.0, "detail_gap_deblurred": 0.6, "detail_gap_sharp_deblurred": 0.16,
+             "known_psnr_alone": 25.0, "known_psnr_after": 24.8}
+    # lowlight's G at step 300: much closer to the known-blur frames, a little further from the noisy sharp ones
+    denoising = {**alone, "detail_gap": 0.2, "detail_gap_sharp": 0.24}
+    # a G that blurs content away: a little closer to the known blur, far from the sharp images
+    blurring = {**alone, "detail_gap": 0.45, "detail_gap_sharp": 0.3}
+    wrecking = {**denoising, "known_psnr_after": 23.5}  # costs the known-blur frames 1.5 dB
+    identity = {**alone, "probe_psnr_converted": 100.0, "detail_gap": 0.6, "detail_gap_sharp": 0.16}
+    assert no_pairs_score(identity) == 0
+    assert no_pairs_score(denoising) > 0 > no_pairs_score(blurring)
+    assert no_pairs_score(wrecking) < 0
 
 
 def test_a_kept_g_worse_than_the_blurry_input_is_said_plainly(camera, tmp_path, caplog):
