@@ -21,7 +21,6 @@ to the gap to the run's best, for a few thresholds.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import numpy as np
 from blur2blur.images import read_bgr
 from blur2blur.train.converter import no_pairs_score
 from blur2blur.train.domains import parse_cameras
-from many_to_one import spearman  # bench/, beside this script
+from many_to_one import evaluations, spearman  # bench/, beside this script
 
 TILE, GAP, ROWS = 128, 4, 4
 MOVED = 0.5  # RMSE levels below which G is taken as the identity (8-bit rounding of a near-identity G)
@@ -50,15 +49,9 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
-def evaluations(run: Path) -> dict[int, dict]:
-    """The run's evaluation figures by step."""
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {line["step"]: line for line in lines if "val_psnr" in line and "noref_score" in line}
-
-
 def camera(a: Path, b: Path) -> list[dict]:
     """One row per evaluation step the two runs share."""
-    figures_a, figures_b = evaluations(a), evaluations(b)
+    figures_a, figures_b = ({e["step"]: e for e in evaluations(run)} for run in (a, b))
     rows = []
     for step in sorted(set(figures_a) & set(figures_b)):
         name = f"samples/step_{step:06d}.png"

@@ -64,14 +64,19 @@ def timed(run_folder: Path) -> float:
     return seconds
 
 
+def evaluations(run_folder: Path) -> list[dict]:
+    """A converter run's evaluations (test and no-pairs figures) in step order."""
+    lines = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
+    return sorted((line for line in lines if "val_psnr" in line and "noref_score" in line), key=lambda e: e["step"])
+
+
 def no_pairs_pick(run_folder: Path) -> tuple[dict, float, float]:
     """(the test figures of the evaluation a user without pairs keeps, the run's best test PSNR, the rank
     correlation of the no-pairs score with the test PSNR over the run's evaluations)."""
-    lines = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
-    evaluations = [line for line in lines if "val_psnr" in line and "noref_score" in line]
-    scores = [no_pairs_score(line) for line in evaluations]  # today's rule, also on runs logged before it
-    kept = evaluations[int(np.argmax(scores))]  # the first of equals, as best.pt keeps it
-    return kept, max(line["val_psnr"] for line in evaluations), spearman(scores, [e["val_psnr"] for e in evaluations])
+    found = evaluations(run_folder)
+    scores = [no_pairs_score(line) for line in found]  # today's rule, also on runs logged before it
+    kept = found[int(np.argmax(scores))]  # the first of equals, as best.pt keeps it
+    return kept, max(line["val_psnr"] for line in found), spearman(scores, [e["val_psnr"] for e in found])
 
 
 def spearman(a: list[float], b: list[float]) -> float:

@@ -24,7 +24,7 @@ import numpy as np
 
 from blur2blur.train.converter import no_pairs_score
 from blur2blur.train.domains import parse_cameras
-from many_to_one import spearman  # bench/, beside this script
+from many_to_one import evaluations, spearman  # bench/, beside this script
 
 Evaluation = dict
 
@@ -50,8 +50,7 @@ class Rule:
 
 def evaluations_of(run: Path) -> list[Evaluation]:
     """A converter run's evaluations in step order (the first is step 0, the identity)."""
-    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    found = sorted((line for line in lines if "val_psnr" in line and "noref_score" in line), key=lambda e: e["step"])
+    found = evaluations(run)
     if not found or found[0]["step"] != 0:
         raise SystemExit(f"{run}: no evaluation at step 0 (rerun it from the start)")
     return found
