@@ -13,7 +13,9 @@ held-out blurry frames of the camera (the run's `samples/step_N.png` grids: blur
 
 Then per camera, the rank correlation of -ratio with the oracle gain over the evaluations where G moved, and
 what keeping a G only where the ratio is below a threshold (today's rule otherwise unchanged) does to harm and
-to the gap to the run's best, for a few thresholds.
+to the gap to the run's best, for a few thresholds. Last, every evaluation today's rule would keep over the
+identity, with the drift of that seed's G: how far its output moved since its run's previous evaluation, over
+its move from the input (below 1 where G keeps going one way; about 1.4 where it wanders).
 
     python bench/agreement.py runs/seed0 runs/seed1 --domains random:0-5 [--arch mimo-unet-tiny]
 """
@@ -52,16 +54,22 @@ def rmse(a: np.ndarray, b: np.ndarray) -> float:
 def camera(a: Path, b: Path) -> list[dict]:
     """One row per evaluation step the two runs share."""
     figures_a, figures_b = ({e["step"]: e for e in evaluations(run)} for run in (a, b))
-    rows = []
+    rows, previous = [], None
     for step in sorted(set(figures_a) & set(figures_b)):
         name = f"samples/step_{step:06d}.png"
         blurry, converted_a = columns(read_bgr(a / name), 0, 2)
         converted_b, = columns(read_bgr(b / name), 2)
-        move = (rmse(converted_a, blurry) + rmse(converted_b, blurry)) / 2
+        move_a, move_b = rmse(converted_a, blurry), rmse(converted_b, blurry)
+        move = (move_a + move_b) / 2
         disagreement = rmse(converted_a, converted_b)
+        previous_a, previous_b = previous or (blurry, blurry)
+        previous = converted_a, converted_b
         fa, fb = figures_a[step], figures_b[step]
         rows.append({"step": step, "move": move, "disagreement": disagreement,
                      "ratio": disagreement / max(move, MOVED),
+                     "drift_a": rmse(converted_a, previous_a) / max(move_a, MOVED),
+                     "drift_b": rmse(converted_b, previous_b) / max(move_b, MOVED),
+                     "move_a": move_a, "move_b": move_b,
                      "gain_a": fa["val_psnr"] - fa["val_psnr_deblurred"],
                      "gain_b": fb["val_psnr"] - fb["val_psnr_deblurred"],
                      "score_a": no_pairs_score(fa), "score_b": no_pairs_score(fb)})
@@ -112,6 +120,18 @@ def main() -> None:
         best = max(0.0, *(max(row["gain_a"], row["gain_b"]) for row in rows))
         cells = [f"{kept_gain(rows, 'a', t):+.2f} / {kept_gain(rows, 'b', t):+.2f}" for t in (None, *THRESHOLDS)]
         print(f"| {name} | {correlation:+.2f} | {best:+.2f} | " + " | ".join(cells) + " |")
+
+    print("\nWhere today's rule would leave the identity (no-pairs score above 0), per seed: drift is how far that "
+          "G's output moved since its run's previous evaluation, over its move from the input (1.0 at the first)\n")
+    print("| camera | seed | step | score | move | drift | ratio (two seeds) | after G - alone |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, rows in table.items():
+        for seed in "ab":
+            for row in rows:
+                if row[f"score_{seed}"] > 0:
+                    print(f"| {name} | {'ab'.index(seed)} | {row['step']} | {row[f'score_{seed}']:.3f} | "
+                          f"{row[f'move_{seed}']:.2f} | {row[f'drift_{seed}']:.2f} | {row['ratio']:.2f} | "
+                          f"{row[f'gain_{seed}']:+.2f} |")
 
 
 if __name__ == "__main__":
