@@ -80,8 +80,9 @@ def candidate_rules() -> list[Rule]:
             def trade(e, k=k):  # the detail gap's gain less k times how much further from sharp the output comes
                 return e["detail_gap_deblurred"] - e["detail_gap"] - \
                     k * max(e["detail_gap_sharp"] - e["detail_gap_sharp_deblurred"], 0.0)
+            before = " (the rule before the slope gap)" if (k, harm) == (3, 1.0) else ""
             rules.append(Rule(f"detail gap's gain - {k} x the growth of the gap to sharp, margin 0.02"
-                              + (f", known harm < {harm:g}" if harm else ""), trade, 0.02, harm))
+                              + (f", known harm < {harm:g}" if harm else "") + before, trade, 0.02, harm))
     for name, score in scores.items():
         rules.append(Rule(name, score))
         for margin in (0.02, 0.05, 0.1):

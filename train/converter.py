@@ -16,12 +16,11 @@ this CPU; `paper`, the reference's networks and settings (the critic judging the
 Stability: G starts as the identity (its output convs are zero), the rates warm up, and validation and
 export use an exponential moving average of G's weights. With paired data of the camera (`--val-pairs`)
 each evaluation reports PSNR/SSIM of the deblurrer alone and after G, and best.pt keeps the best PSNR.
-Without, best.pt keeps the best no-reference score (`noref_score`, reported with pairs too): the
-deblurred output of G on held-out crops of the camera's blurry frames should hold as much detail and noise,
-scale by scale, as the deblurred "real" samples (the camera's sharp images with the known blur), which the
-deblurrer restores as well as it can, without moving away from the camera's own sharp images; the identity
-(step 0) is always a candidate and wins unless a G does better (`no_pairs_score`; chosen on random cameras with
-bench/selection.py, README).
+Without, best.pt keeps the best no-reference score (`noref_score`, reported with pairs too): in the
+deblurred output of G on held-out crops of the camera's blurry frames, detail and noise should fall from scale
+to scale as they do in the deblurred "real" samples (the camera's sharp images with the known blur), which the
+deblurrer restores as well as it can; the identity (step 0) is always a candidate and wins unless a G does
+better (`no_pairs_score`; chosen on random cameras with bench/selection.py, README).
 """
 
 from __future__ import annotations
@@ -201,22 +200,19 @@ def slope_gap(restored: list[torch.Tensor], reference: list[torch.Tensor]) -> fl
     return float(((a[:-1] - a[1:]) - (b[:-1] - b[1:])).abs().mean())
 
 
-NOREF_MARGIN = 0.02  # detail-gap points a G must gain over the deblurrer alone to be kept (bench/selection.py)
-NOREF_FURTHER = 3.0  # what each point the output moves away from the camera's sharp images costs that gain
+NOREF_MARGIN = 0.02  # slope-gap points a G must gain over the deblurrer alone to be kept (bench/selection.py)
 NOREF_HARM_DB = 1.0  # the most a kept G may cost the camera's own known-blur frames after the deblurrer (dB)
 
 
 def no_pairs_score(figures: dict[str, float]) -> float:
     """What best.pt keeps without pairs: 0 for the identity (no G); a G is kept above 0 only. A G scores how much
-    closer, in detail and noise scale by scale, its deblurred output comes to the deblurred known-blur frames of the
-    camera than the deblurrer alone does, less a margin, less NOREF_FURTHER times how much further it comes from the
-    camera's own sharp images (a G that blurs content away; the sharp images carry the camera's noise, so a G that
-    removes it moves a little away from them too); below 0 where it costs the camera's known-blur frames more than
-    NOREF_HARM_DB after the deblurrer (chosen on random cameras with bench/selection.py)."""
+    closer the fall of detail and noise from scale to scale (`slope_gap`) of its deblurred output comes to that of
+    the deblurred known-blur frames of the camera than the deblurrer alone does, less a margin; below 0 where it
+    costs the camera's known-blur frames more than NOREF_HARM_DB after the deblurrer (chosen on random cameras with
+    bench/selection.py)."""
     if figures["probe_psnr_converted"] >= 100:  # G leaves its input as it is (8-bit): the identity
         return 0.0
-    further = max(figures.get("detail_gap_sharp", 0.0) - figures.get("detail_gap_sharp_deblurred", 0.0), 0.0)
-    gain = figures["detail_gap_deblurred"] - figures["detail_gap"] - NOREF_FURTHER * further - NOREF_MARGIN
+    gain = figures["slope_gap_deblurred"] - figures["slope_gap"] - NOREF_MARGIN
     harm = figures.get("known_psnr_alone", 0.0) - figures.get("known_psnr_after", 0.0)
     if harm > NOREF_HARM_DB:
         return min(gain, 0.0) - harm
