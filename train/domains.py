@@ -190,14 +190,14 @@ DOMAINS: dict[str, Domain] = {
     for d in (
         Domain(
             name="known",
-            description="the known blur (GoPro-like): smooth camera motion 4-14 px in every direction, clean sensor",
+            description="the known blur (GoPro-like): smooth camera motion 4-14 px in every direction, mild noise",
             margin=15,
             blur="motion",
             blur_px=(4.0, 14.0),
         ),
         Domain(
             name="still",
-            description="the known camera held still: no blur, the same clean sensor (pairs that teach a deblurrer "
+            description="the known camera held still: no blur, the same sensor (pairs that teach a deblurrer "
                         "to leave sharp frames alone)",
             margin=1,
             blur="none",
