@@ -105,8 +105,8 @@ starter: setup photos
 		--steps 3000 --crop 96 --lr 5e-4 --warmup 100 --eval-every 1000 $(if $(wildcard $(STARTER_RUN)4/last.pt),--resume)
 	$(BIN)/b2b-train pack $(STARTER_RUN)4/last.pt --out weights/starter.pt --force
 
-# The photographs of `--sharp photos` (train/photos.csv names them): Debian's wallpaper packages, installed as root.
-PHOTO_PACKAGES := $(shell grep -v '^\#' train/photos.csv | tail -n +2 | cut -d, -f2 | sort -u)
+# The photographs of `--sharp photos` (data/blur/photos.csv names them): Debian's wallpaper packages, installed as root.
+PHOTO_PACKAGES := $(shell grep -v '^\#' data/blur/photos.csv | tail -n +2 | cut -d, -f2 | sort -u)
 photos:
 	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q --no-install-recommends $(PHOTO_PACKAGES) >/dev/null || \
 		{ apt-get update -q && apt-get install -y -q --no-install-recommends $(PHOTO_PACKAGES); }; \

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
+from blur2blur.data.blur.content import load_sharp_images
+from blur2blur.data.blur.domains import CAMERAS, DOMAINS
+from blur2blur.data.blur.write import synthesize
+from blur2blur.data.sources import open_pairs
 from blur2blur.models.checkpoint import load_checkpoint
-from blur2blur.train.content import load_sharp_images
-from blur2blur.train.datasets import open_pairs
 from blur2blur.train.deblurrer import evaluate_deblurrer
-from blur2blur.train.domains import CAMERAS, DOMAINS
-from blur2blur.train.synth import synthesize
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
 

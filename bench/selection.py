@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-
-from blur2blur.train.converter import no_pairs_score
-from blur2blur.train.domains import parse_cameras
 from many_to_one import evaluations, spearman  # bench/, beside this script
+
+from blur2blur.data.blur.domains import parse_cameras
+from blur2blur.train.converter import no_pairs_score
 
 Evaluation = dict
 

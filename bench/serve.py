@@ -30,7 +30,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from soak import B2B, prepare, resident_mb  # bench/soak.py
 
 BITS, BLOCK = 32, 20  # the stamp: 32 blocks of 20 x 20 px in a band below the page's labels

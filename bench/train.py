@@ -33,13 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from blur2blur.data.blur.content import load_sharp_images
+from blur2blur.data.blur.write import synthesize
+from blur2blur.data.sources import open_pairs
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.train.config import DeblurrerConfig, KernelConfig
-from blur2blur.train.content import load_sharp_images
-from blur2blur.train.datasets import open_pairs
 from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
 from blur2blur.train.kernel import evaluate_kernel, train_kernel
-from blur2blur.train.synth import synthesize
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
 SYNTHETIC = "synthetic:known?sharp=skimage+deadleaves&size=128"  # pairs made on the fly, for throughput

@@ -143,11 +143,11 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, 
       b2b-eval deblur --bundle bundle --pairs 'synthetic:vertical?sharp=kodak/&count=24' --grid grids/
       b2b-eval deblur --deblurrer NAFNet-GoPro-width32.pth --pairs gopro:GOPRO_Large?split=test --limit 0
     """
+    from blur2blur.data.sources import open_pairs
     from blur2blur.evaluate.deblur import evaluate_deblur, format_deblur_table
     from blur2blur.evaluate.grids import grid_folder
     from blur2blur.evaluate.restorers import open_restorers
     from blur2blur.runtime.sinks import writable_file
-    from blur2blur.train.datasets import open_pairs
 
     _check_eval_outputs({"--bundle": bundle, "--deblurrer": deblurrer, "--converter": converter, "--pairs": pairs},
                         json_path, force, grid, report)
@@ -196,11 +196,11 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
     """
     from blur2blur.apps.hand_model import hand_model_inputs
     from blur2blur.apps.handpose import HandPose
+    from blur2blur.data.blur.domains import get_domain
     from blur2blur.evaluate.grids import grid_folder
     from blur2blur.evaluate.handpose import evaluate_handpose, find_photos, format_handpose_table
     from blur2blur.evaluate.restorers import open_restorers
     from blur2blur.runtime.sinks import writable_file
-    from blur2blur.train.domains import get_domain
 
     _check_eval_outputs({"--bundle": bundle, "--deblurrer": deblurrer, "--converter": converter, "--images": images,
                          "--video": video, "--keypoints": keypoints, **hand_model_inputs(hand_model)},

@@ -8,12 +8,12 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from blur2blur.data.splits import spread
 from blur2blur.errors import UserError
 from blur2blur.evaluate.grids import Grids
 from blur2blur.evaluate.report import table_cell
 from blur2blur.evaluate.restorers import LABELS, Restorer
 from blur2blur.quality import SSIM_MIN_SIDE, harm_warning, psnr, ssim
-from blur2blur.train.splits import spread
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Iterator
 import numpy as np
 
 from blur2blur.apps.side_by_side import label
+from blur2blur.data.grid import write_grid
 from blur2blur.errors import UserError
 from blur2blur.locks import Lock, beside
 from blur2blur.outputs import owned_folder, publish_folder, staging_folder
-from blur2blur.train.records import write_grid
 
 
 def grid_name(name: str) -> str:

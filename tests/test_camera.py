@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from blur2blur.train import camera
-from blur2blur.train.deadleaves import dead_leaves
+from blur2blur.data.blur import camera
+from blur2blur.data.blur.deadleaves import dead_leaves
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import randomized
 
 from blur2blur.errors import UserError
 from blur2blur.models import ARCHS, arch_kind, create_model
 from blur2blur.models.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
-from helpers import randomized
 
 
 def assert_one_line_naming(err: pytest.ExceptionInfo, path) -> None:

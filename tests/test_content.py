@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
+from blur2blur.data.blur.content import SKIMAGE_PHOTOS, load_sharp_images
+from blur2blur.data.blur.deadleaves import dead_leaves
 from blur2blur.errors import UserError
 from blur2blur.images import to_bgr8
-from blur2blur.train.content import SKIMAGE_PHOTOS, load_sharp_images
-from blur2blur.train.deadleaves import dead_leaves
 
 
 @pytest.fixture

@@ -14,17 +14,17 @@ import pytest
 import torch
 from helpers import write_video
 
+from blur2blur.data.blur.content import load_sharp_images
+from blur2blur.data.blur.write import synthesize
 from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import read_checkpoint, save_checkpoint
 from blur2blur.models.vgg import load_vgg16_features, vgg16_features
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
-from blur2blur.train.content import load_sharp_images
 from blur2blur.train.converter import ConverterTask, detail_band, detail_gap, no_pairs_score, train_converter
 from blur2blur.train.core import lr_factor, run
 from blur2blur.train.deblurrer import train_deblurrer
 from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, perceptual_loss
-from blur2blur.train.synth import synthesize
 
 BIN = Path(sys.executable).parent
 KNOWN = "synthetic:horizontal"

@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import torch
 
+from blur2blur.data.pairs import paired_folder
 from blur2blur.train.crops import PairedCrops, StepSampler, bgr_to_tensor, tensor_to_bgr
-from blur2blur.train.datasets import paired_folder
 
 
 def make_pairs(root, count=3, size=40):

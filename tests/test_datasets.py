@@ -10,21 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
+from blur2blur.data.imagesets import ImageSet, open_images
+from blur2blur.data.layouts import blur2blur_layout, detect_pair_layout, gopro, reds, rsblur
+from blur2blur.data.pairs import PairedSet, paired_folder, suffix_pairs
+from blur2blur.data.sources import PAIR_KINDS, open_pairs
+from blur2blur.data.spec import SourceSpec, parse_spec
 from blur2blur.errors import UserError
-from blur2blur.train import datasets
-from blur2blur.train.datasets import (
-    ImageSet,
-    PairedSet,
-    blur2blur_layout,
-    gopro,
-    open_images,
-    open_pairs,
-    paired_folder,
-    parse_spec,
-    reds,
-    rsblur,
-    suffix_pairs,
-)
 
 
 def _image(seed: int, h: int = 24, w: int = 32) -> np.ndarray:
@@ -149,7 +140,7 @@ def test_suffix_pairs_in_one_folder(tmp_path):
     pairs = suffix_pairs(tmp_path)
     assert pairs.names == ["x", "y"]
     assert pairs.pairs[0].blur_path.name == "x_blur.jpeg" and pairs.pairs[0].sharp_path.name == "x_gt.jpeg"
-    assert datasets.detect_pair_layout(tmp_path) == "suffix"
+    assert detect_pair_layout(tmp_path) == "suffix"
     assert open_pairs(str(tmp_path)).names == ["x", "y"]
     assert paired_folder(tmp_path).names == ["x", "y"]  # folder: falls back to the suffix rule
 
@@ -196,7 +187,7 @@ def test_gopro_flattened_form_and_spec_options(tmp_path):
         for i in range(2):
             _pair(tmp_path / split, f"blur/GOPR0001_{i}.png", f"sharp/GOPR0001_{i}.png", i)
     assert gopro(tmp_path, "test").names == ["GOPR0001_0", "GOPR0001_1"]
-    assert datasets.detect_pair_layout(tmp_path) == "gopro"
+    assert detect_pair_layout(tmp_path) == "gopro"
     assert len(open_pairs(f"gopro:{tmp_path}?split=test")) == 2
     with pytest.raises(UserError, match="has no blur_gamma/ folder"):
         open_pairs(f"gopro:{tmp_path}?gamma=1")
@@ -210,7 +201,7 @@ def test_reds_pairs_by_sequence_and_frame_including_the_zip_nesting(tmp_path):
             _pair(tmp_path / "train", f"train_blur/{seq}/{f}.png", f"train_sharp/{seq}/{f}.png", int(seq) + int(f))
     pairs = reds(tmp_path)
     assert pairs.names == ["000/00000000", "000/00000001", "001/00000000", "001/00000001"]
-    assert datasets.detect_pair_layout(tmp_path) == "reds"
+    assert detect_pair_layout(tmp_path) == "reds"
     assert open_pairs(str(tmp_path)).names == pairs.names
     with pytest.raises(UserError, match="no val_blur/ and val_sharp/ folder"):
         reds(tmp_path, "val")
@@ -238,7 +229,7 @@ def test_rsblur_frames_and_a_lenient_split_list(tmp_path):
     listed = rsblur(tmp_path, split)  # the parent of RSBlur/ works as root
     assert listed.names == ["0001/000022", "0019/003082"]
     assert open_pairs(f"rsblur:{root}?split_file={split}").names == listed.names
-    assert datasets.detect_pair_layout(root) == "rsblur"
+    assert detect_pair_layout(root) == "rsblur"
     nothing = tmp_path / "none.txt"
     nothing.write_text("elsewhere/a.png\n")
     with pytest.raises(UserError, match="none of its entries"):
@@ -342,7 +333,7 @@ def test_blur2blur_layout_parts(tmp_path):
     assert isinstance(layout.known_pairs, PairedSet) and layout.known_pairs.names == ["k1", "k2"]
     assert layout.test is None  # empty testA
     assert open_pairs(f"b2b:{root}").names == ["k1", "k2"]
-    assert datasets.detect_pair_layout(root) == "b2b"
+    assert detect_pair_layout(root) == "b2b"
 
 
 def test_blur2blur_layout_needs_train_a(tmp_path):
@@ -390,10 +381,10 @@ def test_open_pairs_validates_by_default_and_takes_an_explicit_folder_kind(tmp_p
 
 
 def test_parse_spec_keeps_windows_drives_and_existing_paths(tmp_path):
-    assert parse_spec("C:\\data\\gopro") == datasets.SourceSpec(None, "C:\\data\\gopro", {})
-    assert parse_spec("gopro:/d/GOPRO_Large?split=test&gamma=1") == datasets.SourceSpec(
+    assert parse_spec("C:\\data\\gopro", PAIR_KINDS) == SourceSpec(None, "C:\\data\\gopro", {})
+    assert parse_spec("gopro:/d/GOPRO_Large?split=test&gamma=1", PAIR_KINDS) == SourceSpec(
         "gopro", "/d/GOPRO_Large", {"split": "test", "gamma": "1"}
     )
     odd = tmp_path / "what?yes=1"
     odd.mkdir()
-    assert parse_spec(str(odd)).path == str(odd)
+    assert parse_spec(str(odd), PAIR_KINDS).path == str(odd)

@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import pair_folder, randomized
 
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
 from blur2blur.train.config import DeblurrerConfig
 from blur2blur.train.deblurrer import train_deblurrer
-from helpers import pair_folder, randomized
 
 BIN = Path(sys.executable).parent
 

@@ -8,12 +8,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import randomized
 
 from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.deploy import DeployModel, check_compatible
 from blur2blur.models.nafnet import NAFNet
-from helpers import randomized
 
 
 def zeroed(model: torch.nn.Module) -> torch.nn.Module:

@@ -11,9 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from blur2blur.errors import UserError
-from blur2blur.train.deadleaves import dead_leaves
-from blur2blur.train.domains import (
+from blur2blur.data.blur.deadleaves import dead_leaves
+from blur2blur.data.blur.domains import (
     CAMERAS,
     DOMAINS,
     describe_params,
@@ -22,6 +21,7 @@ from blur2blur.train.domains import (
     parse_cameras,
     random_domain,
 )
+from blur2blur.errors import UserError
 
 OUT = 160  # output crop size of the measurements
 SEEDS = range(4)

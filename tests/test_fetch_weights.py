@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import fill
 
 from blur2blur.errors import UserError
 from blur2blur.fetch_weights import OFFICIAL, fetch_weights, official_path
@@ -22,7 +23,6 @@ from blur2blur.models.checkpoint import _nafnet_arch, load_checkpoint, nafnet_ar
 from blur2blur.models.nafnet import NAFNet
 from blur2blur.shipped import resolve_checkpoint
 from blur2blur.train.cli import main, main_group
-from helpers import fill
 
 PAYLOAD = os.urandom(300_000)
 

@@ -9,12 +9,17 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from blur2blur.apps.hand_model import (TASK_ENTRIES, check_task, default_model_path, fetch_hand_model,
-                                      resolve_hand_model, task_from_wheel)
-from blur2blur.errors import UserError
 from helpers import B2B_RUN, serve_folder
 
+from blur2blur.apps.hand_model import (
+    TASK_ENTRIES,
+    check_task,
+    default_model_path,
+    fetch_hand_model,
+    resolve_hand_model,
+    task_from_wheel,
+)
+from blur2blur.errors import UserError
 
 
 def test_the_official_download_is_checked_and_cached(tmp_path, monkeypatch):

@@ -7,11 +7,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import B2B_RUN, read_video, write_frame_bundle, write_video
 
 from blur2blur.apps import load_app
 from blur2blur.apps.hand_model import resolve_hand_model
 from blur2blur.errors import UserError
-from helpers import B2B_RUN, read_video, write_frame_bundle, write_video
 
 HAND_CLIP = "video/mediapipe_samples_hand_landmarker_test_video.mp4"
 

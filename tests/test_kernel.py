@@ -6,10 +6,10 @@ import sys
 from pathlib import Path
 
 import cv2
+from helpers import pair_folder
 
 from blur2blur.train.config import KernelConfig
 from blur2blur.train.kernel import train_kernel
-from helpers import pair_folder
 
 BIN = Path(sys.executable).parent
 

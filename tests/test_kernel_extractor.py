@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from helpers import randomized
 
 from blur2blur.errors import UserError
 from blur2blur.models import arch_kind, count_parameters, create_model
 from blur2blur.models.checkpoint import load_checkpoint, save_checkpoint
 from blur2blur.models.kernel_extractor import srgb_to_linear
-from helpers import randomized
 
 
 def test_presets_have_the_reference_sizes():

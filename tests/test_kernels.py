@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from blur2blur.train import kernels
+from blur2blur.data.blur import kernels
 
 
 def _moments(kernel: np.ndarray) -> tuple[float, float, float, float]:

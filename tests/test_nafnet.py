@@ -10,11 +10,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from helpers import randomized
 
 from blur2blur.models import count_parameters, create_model
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.models.nafnet import LayerNorm2d, LocalAvgPool, NAFNet, use_local_statistics
-from helpers import randomized
 
 
 def block_params(c: int) -> int:

@@ -13,12 +13,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import (
+    B2B_BENCH,
+    B2B_RUN,
+    assert_one_line_error,
+    fill,
+    noisy_video,
+    read_video,
+    write_frame_bundle,
+    write_video,
+)
 
 from blur2blur.errors import UserError
 from blur2blur.images import temporary
 from blur2blur.locks import Lock, beside
-from helpers import B2B_BENCH, B2B_RUN, assert_one_line_error, fill, noisy_video, read_video, write_frame_bundle, \
-    write_video
 
 BIN = Path(sys.executable).parent
 
@@ -111,6 +119,7 @@ def test_a_lock_dies_with_its_holder_even_on_kill_9(tmp_path):
 
 def test_two_trainings_cannot_share_a_run_folder(tmp_path):
     from test_core import tiny
+
     from blur2blur.train.deblurrer import train_deblurrer
 
     out = tmp_path / "run"
@@ -144,7 +153,7 @@ def test_temporary_names_are_unique_per_process(tmp_path):
 
 
 def test_synth_overwrite_never_deletes_a_users_own_pairs(tmp_path):
-    from blur2blur.train.synth import synthesize
+    from blur2blur.data.blur.write import synthesize
 
     for side in ("blur", "sharp"):
         (tmp_path / "mine" / side).mkdir(parents=True)
@@ -183,6 +192,7 @@ def test_an_onnx_file_given_as_a_checkpoint_says_what_it_is(tmp_path):
 
 def test_a_truncated_last_pt_says_how_to_go_on(tmp_path):
     from test_core import tiny
+
     from blur2blur.train.deblurrer import train_deblurrer
 
     train_deblurrer(tiny(tmp_path, "run", steps=2, eval_every=2))
@@ -253,6 +263,7 @@ def test_b2b_bench_fails_when_nothing_could_be_timed(tmp_path):
 
 def test_what_killed_writers_left_is_cleaned_by_the_next_writer(tmp_path):
     from test_core import tiny
+
     from blur2blur.train.deblurrer import train_deblurrer
 
     bundle = write_frame_bundle(tmp_path / "bundle")
@@ -301,6 +312,7 @@ def test_images_given_a_file_says_it_is_a_file(tmp_path):
 
 def test_a_crop_larger_than_the_pairs_is_said(tmp_path, caplog):
     from test_core import tiny
+
     from blur2blur.train.deblurrer import train_deblurrer
 
     with caplog.at_level("WARNING"):

@@ -10,12 +10,21 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import (
+    B2B_EVAL,
+    B2B_RUN,
+    assert_one_line_error,
+    fill,
+    noisy_video,
+    pair_folder,
+    read_video,
+    write_frame_bundle,
+    write_video,
+)
 
 from blur2blur.errors import UserError
 from blur2blur.evaluate.report import build_report, markdown_to_html, table_cell
 from blur2blur.outputs import MARKER, check_outputs, owned_folder
-from helpers import B2B_EVAL, B2B_RUN, assert_one_line_error, fill, noisy_video, pair_folder, read_video, \
-    write_frame_bundle, write_video
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,6 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
-
 from helpers import write_frame_bundle, write_video
 
 BIN = Path(sys.executable).parent
@@ -29,15 +28,32 @@ def test_b2b_run_works_without_torch(tmp_path):
     assert len(list((tmp_path / "out").iterdir())) == 3
 
 
+def test_data_imports_and_makes_pairs_without_torch():
+    # blur2blur.data serves evaluate/ and bench/ as well as train/: numpy and OpenCV only.
+    code = (
+        "import importlib, pkgutil, sys; sys.modules['torch'] = None\n"
+        "import blur2blur.data as data\n"
+        "for module in pkgutil.walk_packages(data.__path__, 'blur2blur.data.'):\n"
+        "    importlib.import_module(module.name)\n"
+        "from blur2blur.data.sources import open_pairs\n"
+        "blurry, sharp = open_pairs('synthetic:known?sharp=deadleaves:2&size=32&count=2').load(1)\n"
+        "print(blurry.shape, sharp.shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(32,", "32,", "3)"] * 2
+
+
 def test_stage_folders_are_subpackages_of_blur2blur():
     import blur2blur.apps
+    import blur2blur.data
     import blur2blur.export
     import blur2blur.models
     import blur2blur.runtime
     import blur2blur.train
 
     root = Path(blur2blur.models.__file__).parents[1]
-    for package in (blur2blur.models, blur2blur.train, blur2blur.export, blur2blur.runtime, blur2blur.apps):
+    for package in (blur2blur.data, blur2blur.models, blur2blur.train, blur2blur.export, blur2blur.runtime, blur2blur.apps):
         assert Path(package.__file__).parent.parent == root
 
 

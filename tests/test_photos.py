@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 import pytest
 
+from blur2blur.data.blur.content import load_sharp_images
+from blur2blur.data.blur.deadleaves import dead_leaves
+from blur2blur.data.blur.photos import PHOTO_LIST, TILE, photo_tiles, read_photo_list, sharp_share
 from blur2blur.errors import UserError
 from blur2blur.images import to_bgr8
-from blur2blur.train.content import load_sharp_images
-from blur2blur.train.deadleaves import dead_leaves
-from blur2blur.train.photos import PHOTO_LIST, TILE, photo_tiles, read_photo_list, sharp_share
 
 HEADER = "# a fixture\npath,package,version,sha256,licence\n"
 

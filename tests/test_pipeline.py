@@ -7,6 +7,7 @@ import time
 import cv2
 import numpy as np
 import pytest
+from helpers import B2B_RUN, read_video, serve_folder, write_frame_bundle, write_video
 
 from blur2blur.apps import load_app
 from blur2blur.runtime.bundle import open_bundle
@@ -14,8 +15,6 @@ from blur2blur.runtime.engines import open_engine
 from blur2blur.runtime.pipeline import run
 from blur2blur.runtime.sinks import open_output
 from blur2blur.runtime.sources import CaptureSource, open_source
-from helpers import B2B_RUN, read_video, serve_folder, write_frame_bundle, write_video
-
 
 
 def test_pipeline_restores_every_frame_of_a_file_and_reports_timing(tmp_path):

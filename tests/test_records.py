@@ -3,7 +3,8 @@
 import cv2
 import numpy as np
 
-from blur2blur.train.records import MetricsLog, grid, plot_curves, write_grid
+from blur2blur.data.grid import grid, write_grid
+from blur2blur.train.records import MetricsLog, plot_curves
 
 
 def test_resuming_drops_log_lines_after_the_checkpoint(tmp_path):

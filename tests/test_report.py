@@ -6,7 +6,6 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 from helpers import B2B_BENCH, B2B_EVAL, B2B_RUN, assert_one_line_error, write_frame_bundle, write_video
 
@@ -31,6 +30,7 @@ def test_eval_deblur_writes_one_page_with_relative_links(tmp_path):
 
 def test_a_report_of_everything_renders_in_a_real_browser(tmp_path, browser):
     from test_core import tiny
+
     from blur2blur.train.deblurrer import train_deblurrer
 
     train_deblurrer(tiny(tmp_path, "run", steps=4, eval_every=2, log_every=2))

@@ -21,10 +21,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import B2B_RUN, assert_one_line_error, write_frame_bundle
 
 from blur2blur.errors import UserError
 from blur2blur.runtime.serve import LiveView, check_access, parse_address
-from helpers import B2B_RUN, assert_one_line_error, write_frame_bundle
+
 
 def counter_video(path: Path, frames: int = 50, width: int = 160, height: int = 96) -> None:
     """A clip whose every frame differs: a moving bar and the frame's number."""

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from helpers import read_video
 
 from blur2blur.errors import UserError
 from blur2blur.runtime.sinks import ImageFolderSink, RecordsFile, VideoFileSink, display_available, open_output
-from helpers import read_video
 
 
 def test_video_sink_writes_a_playable_file_and_no_partial(tmp_path):

@@ -5,9 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import read_video
 
 from blur2blur.models.checkpoint import load_checkpoint
-from helpers import read_video
 
 BIN = Path(sys.executable).parent
 

@@ -5,10 +5,10 @@ import time
 import cv2
 import numpy as np
 import pytest
+from helpers import serve_folder, write_video
 
 from blur2blur.errors import UserError
 from blur2blur.runtime.sources import open_source
-from helpers import serve_folder, write_video
 
 
 def test_video_source_yields_every_frame_in_order(tmp_path):

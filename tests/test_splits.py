@@ -1,8 +1,9 @@
 """Held-out splits of pairs on disk."""
 
-from blur2blur.train.datasets import paired_folder
-from blur2blur.train.splits import holdout
 from helpers import pair_folder
+
+from blur2blur.data.pairs import paired_folder
+from blur2blur.data.splits import holdout
 
 
 def test_holdout_is_seeded_disjoint_and_at_most_a_fifth(tmp_path):

@@ -7,12 +7,12 @@ import json
 import cv2
 import numpy as np
 import pytest
+from helpers import read_video
 
+from blur2blur.data.blur.deadleaves import dead_leaves
+from blur2blur.data.blur.write import synthesize, synthesize_video
 from blur2blur.errors import UserError
 from blur2blur.images import read_bgr
-from blur2blur.train.deadleaves import dead_leaves
-from blur2blur.train.synth import synthesize, synthesize_video
-from helpers import read_video
 
 
 @pytest.fixture(scope="module")

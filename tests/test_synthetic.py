@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from blur2blur.data.blur.domains import get_domain
+from blur2blur.data.blur.synthetic_pairs import SyntheticPairs
+from blur2blur.data.sources import open_pairs
 from blur2blur.errors import UserError
-from blur2blur.train.datasets import open_pairs
-from blur2blur.train.domains import get_domain
-from blur2blur.train.synthetic import SyntheticPairs
 
 
 def sources(count: int) -> list[np.ndarray]:

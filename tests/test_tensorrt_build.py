@@ -16,9 +16,9 @@ from blur2blur.export.onnx_export import export_bundle
 from blur2blur.export.shapes import ShapeBounds
 from blur2blur.export.tensorrt_build import build_engine, build_for_bundle, cache_key
 from blur2blur.export.verify import photo_batches, run, run_engine, session
-from blur2blur.quality import psnr
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import save_checkpoint
+from blur2blur.quality import psnr
 
 BOUNDS = ShapeBounds((16, 16), (64, 96), (160, 256), 2)
 

@@ -3,12 +3,12 @@
 import cv2
 import numpy as np
 import pytest
+from helpers import pair_folder
 
 from blur2blur.errors import UserError
 from blur2blur.train.config import KernelConfig
 from blur2blur.train.kernel import train_kernel
 from blur2blur.train.transfer import ExactTransfer, LearnedTransfer, open_transfer
-from helpers import pair_folder
 
 
 def texture(seed: int = 5, size: int = 64) -> np.ndarray:

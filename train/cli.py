@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from blur2blur.errors import run_cli
-from blur2blur.outputs import check_outputs
 from blur2blur.fetch_weights import OFFICIAL, fetch_weights, official_path
+from blur2blur.outputs import check_outputs
 from blur2blur.shipped import CHECKPOINT
 from blur2blur.train.config import (
     CRITIC_INPUTS,
@@ -37,7 +37,7 @@ class DomainListCommand(click.Command):
     """Lists the blur domains at the end of --help (computed only when help is shown)."""
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from blur2blur.train.domains import domain_summary
+        from blur2blur.data.blur.domains import domain_summary
 
         with formatter.section("Domains"):
             formatter.write_dl(domain_summary())
@@ -66,10 +66,10 @@ def synth(domain, sharp, out, count, size, seed, max_images, overwrite, video_fr
     same settings resumes. With --video N, OUT is a video file (.mp4) and `<name>.sharp<suffix>` beside it
     holds the sharp frames.
     """
+    from blur2blur.data.blur.content import load_sharp_images
+    from blur2blur.data.blur.domains import get_domain
+    from blur2blur.data.blur.write import synthesize, synthesize_video
     from blur2blur.images import parse_frame_size
-    from blur2blur.train.content import load_sharp_images
-    from blur2blur.train.domains import get_domain
-    from blur2blur.train.synth import synthesize, synthesize_video
 
     get_domain(domain)  # a bad name fails before any image is read
     out = os.path.abspath(out)  # `.` and `..` have no name to write beside

@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from blur2blur.data.sources import PairSide, open_pairs, open_side
+from blur2blur.data.splits import Pairs, spread
 from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
@@ -44,18 +46,9 @@ from blur2blur.quality import harm_warning
 from blur2blur.train.config import ConverterConfig
 from blur2blur.train.core import RunResult, run
 from blur2blur.train.crops import augment, bgr_to_tensor, pick, random_window, tensor_to_bgr
-from blur2blur.train.datasets import (
-    PAIR_KINDS,
-    blur2blur_layout,
-    detect_pair_layout,
-    open_images,
-    open_pairs,
-    parse_spec,
-)
 from blur2blur.train.metrics import psnr, ssim
 from blur2blur.train.paired import held_out_tensors
 from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, binomial_low_pass, perceptual_loss
-from blur2blur.train.splits import Pairs, spread
 from blur2blur.train.transfer import open_transfer
 
 log = logging.getLogger(__name__)
@@ -63,47 +56,6 @@ SAMPLE_ROWS = 4
 PROBE_COUNT = 32  # held-out crops of the camera for the no-reference score
 PROBE_START = 2**40  # far beyond any step x batch a run reaches
 TRANSFER_MARGIN = 16  # context around a crop for the known blur (the largest known kernel radius and more)
-
-
-class PairSide:
-    """One side (0: blurry, 1: sharp) of a pair source, read as unpaired images."""
-
-    def __init__(self, pairs: Pairs, side: int) -> None:
-        self.pairs, self.side = pairs, side
-        self.source = f"{getattr(pairs, 'source', '')} ({'blurry' if side == 0 else 'sharp'} side)"
-
-    @property
-    def skipped(self) -> list[str]:
-        return getattr(self.pairs, "skipped", [])
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def load(self, i: int) -> np.ndarray | None:
-        images = self.pairs.load(i)
-        return None if images is None else images[self.side]
-
-
-def open_side(spec: str, side: int, option: str):
-    """Images of `spec`: a folder or video of images, a Blur2Blur folder (trainA blurry, trainB sharp), or a
-    pair source (a dataset reader, `synthetic:DOMAIN`, a blur/ + sharp/ folder) of which `side` is used."""
-    parsed = parse_spec(spec, PAIR_KINDS + ("video",))
-    kind = parsed.kind
-    path = Path(parsed.path).expanduser()
-    if kind is None and path.is_dir():
-        kind = detect_pair_layout(path)
-    if kind == "b2b":
-        try:
-            layout = blur2blur_layout(path)
-        except UserError as err:
-            raise UserError(f"{option} {err}") from None
-        images = layout.unknown_blurry if side == 0 else layout.unknown_sharp
-        if images is None:
-            raise UserError(f"{option} {spec}: has no trainB/ (the camera's sharp images)")
-        return images.validate()
-    if kind in PAIR_KINDS:
-        return PairSide(open_pairs(spec, option=option), side)
-    return open_images(spec, option=option)
 
 
 class UnpairedCrops(Dataset):

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from blur2blur.data.grid import write_grid
 from blur2blur.errors import UserError
 from blur2blur.images import remove_stale_temporaries, write_atomic
 from blur2blur.locks import Lock
@@ -52,7 +53,7 @@ from blur2blur.train import distributed
 from blur2blur.train.config import RunConfig
 from blur2blur.train.crops import StepSampler
 from blur2blur.train.distributed import Dist
-from blur2blur.train.records import MetricsLog, plot_curves, write_grid
+from blur2blur.train.records import MetricsLog, plot_curves
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from blur2blur.train.splits import Pairs
+from blur2blur.data.splits import Pairs
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from blur2blur.data.splits import Pairs
 from blur2blur.train.config import DeblurrerConfig
 from blur2blur.train.core import RunResult, run
 from blur2blur.train.crops import tensor_to_bgr
 from blur2blur.train.metrics import psnr, psnr_loss, ssim
 from blur2blur.train.paired import PairTask, held_out_tensors
-from blur2blur.train.splits import Pairs
 
 SAMPLE_ROWS = 4
 

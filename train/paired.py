@@ -10,12 +10,12 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from blur2blur.data.sources import open_pairs
+from blur2blur.data.splits import Pairs, holdout, spread
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.train.config import PairConfig
 from blur2blur.train.crops import PairedCrops, bgr_to_tensor
-from blur2blur.train.datasets import open_pairs
-from blur2blur.train.splits import Pairs, holdout, spread
 
 log = logging.getLogger(__name__)
 

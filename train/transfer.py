@@ -14,14 +14,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from blur2blur.data.blur import kernels
+from blur2blur.data.blur.camera import bgr8_to_linear, linear_to_srgb, quantize_8bit
+from blur2blur.data.blur.domains import get_domain
+from blur2blur.data.sources import PAIR_KINDS, open_pairs
+from blur2blur.data.spec import parse_spec
+from blur2blur.data.splits import Pairs
 from blur2blur.errors import UserError
 from blur2blur.models.checkpoint import load_checkpoint
-from blur2blur.train import kernels
-from blur2blur.train.camera import bgr8_to_linear, linear_to_srgb, quantize_8bit
 from blur2blur.train.crops import PairedCrops, bgr_to_tensor, tensor_to_bgr
-from blur2blur.train.datasets import open_pairs, parse_spec
-from blur2blur.train.domains import get_domain
-from blur2blur.train.splits import Pairs
 
 
 class ExactTransfer:
@@ -56,7 +57,7 @@ def open_transfer(known: str, kernel: str | None) -> ExactTransfer | LearnedTran
     `synthetic:DOMAIN`, else None (no transfer: the known blurry images themselves must serve)."""
     if kernel:
         return LearnedTransfer(kernel, open_pairs(known, option="--known"))
-    spec = parse_spec(known)
+    spec = parse_spec(known, PAIR_KINDS)
     if spec.kind == "synthetic":
         try:
             return ExactTransfer(spec.path)

@@ -12,9 +12,10 @@ from typing import Sequence
 
 import numpy as np
 
+from blur2blur.data.blur.content import load_sharp_images
+from blur2blur.data.blur.domains import Domain, get_domain
+from blur2blur.data.blur.write import random_crop
 from blur2blur.errors import UserError
-from blur2blur.train.domains import Domain, get_domain
-from blur2blur.train.synth import random_crop
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +69,6 @@ def _positive(spec: str, options: dict[str, str], key: str, least: int) -> int:
 
 def synthetic_pairs(spec: str, domain: str, options: dict[str, str]) -> SyntheticPairs:
     """Open `synthetic:DOMAIN?sharp=SPEC&size=N&count=N&seed=N` (defaults in DEFAULTS)."""
-    from blur2blur.train.content import (
-        load_sharp_images,  # reads files: only when a synthetic set is asked for
-    )
-
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise UserError(f"{spec}: unknown option {', '.join(unknown)} for synthetic (valid: {', '.join(DEFAULTS)})")

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from blur2blur.data.blur.domains import get_domain
 from blur2blur.errors import UserError
 from blur2blur.images import temporary, to_bgr8, video_frame_count, write_atomic, write_atomic_png
-from blur2blur.train.domains import get_domain
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from typing import Iterator
 
 import numpy as np
 
+from blur2blur.data.blur.deadleaves import dead_leaves
+from blur2blur.data.blur.photos import photo_tiles
+from blur2blur.data.imagesets import open_images
 from blur2blur.errors import UserError
 from blur2blur.images import read_bgr, to_bgr8
-from blur2blur.train.datasets import open_images
-from blur2blur.train.deadleaves import dead_leaves
-from blur2blur.train.photos import photo_tiles
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from blur2blur.data.blur import kernels
+from blur2blur.data.blur.camera import Camera, bgr8_to_linear, boost_highlights
 from blur2blur.errors import UserError
-from blur2blur.train import kernels
-from blur2blur.train.camera import Camera, bgr8_to_linear, boost_highlights
 
 Range = tuple[float, float]
 
