@@ -10,8 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blur2blur.errors import UserError
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -22,17 +20,6 @@ def is_image(path: str | Path) -> bool:
 
 def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def parse_frame_size(text: str, option: str) -> tuple[int, int]:
-    """'1280x720' -> (1280, 720); a one-line error naming `option` otherwise."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"{option} {text}: write it as WIDTHxHEIGHT, e.g. 1280x720") from None
-    if width < 1 or height < 1:
-        raise UserError(f"{option} {text}: width and height must be positive")
-    return width, height
 
 
 def natural_key(text: str) -> list:

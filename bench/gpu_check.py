@@ -115,7 +115,7 @@ def main() -> None:
 
     deblurrer = args.deblurrer
     if deblurrer is None:
-        from blur2blur.fetch_weights import OFFICIAL, official_path
+        from blur2blur.weights import OFFICIAL, official_path
 
         official = official_path(OFFICIAL["nafnet-gopro-w32"])
         deblurrer = "nafnet-gopro-w32" if official.is_file() else str(out / "nafnet-w32-random.pt")

@@ -38,10 +38,10 @@ from blur2blur.data.blur.write import synthesize
 from blur2blur.data.sources import open_pairs
 from blur2blur.images import read_bgr, write_atomic_png
 from blur2blur.models.checkpoint import load_checkpoint
-from blur2blur.shipped import resolve_checkpoint
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
 from blur2blur.train.converter import no_pairs_score, train_converter
 from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
+from blur2blur.weights import resolve_checkpoint
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
 

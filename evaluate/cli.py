@@ -11,12 +11,9 @@ from pathlib import Path
 
 import click
 
-from blur2blur.errors import UserError, run_cli
+from blur2blur.commands import CHECKPOINT, CONTEXT, run_cli
+from blur2blur.errors import UserError
 from blur2blur.runtime.bundle import read_meta
-from blur2blur.shipped import CHECKPOINT
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
 
 NO_VERIFY = click.option("--no-verify", is_flag=True, help="Use a --bundle whose files no longer match the sha256 "
                          "in its meta.json (checked by default).")
@@ -321,8 +318,8 @@ def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, fra
       b2b-bench --bundle bundle
       b2b-bench --deblurrer runs/deblurrer/last.pt --converter runs/conv/best.pt --sizes 1280x720 --json speed.json
     """
+    from blur2blur.commands import parse_frame_size
     from blur2blur.evaluate.speed import BACKENDS, PRECISIONS, format_bench_table, run_bench
-    from blur2blur.images import parse_frame_size
     from blur2blur.outputs import check_outputs
     from blur2blur.runtime.sinks import writable_file
 

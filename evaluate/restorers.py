@@ -81,15 +81,15 @@ def bundle_restorers(path: str, backend: str, precision: str, verify: bool = Tru
     converter and its deblurrer checkpoint can be had. A bundle that records no checkpoints is the `bundle`."""
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import infer, open_engine
-    from blur2blur.runtime.fit import ProfileFit
+    from blur2blur.runtime.fit import BoundsFit
 
     bundle = open_bundle(path, verify)
     sources = bundle.meta.get("sources") or {}
-    fit = ProfileFit(bundle.profile)
+    fit = BoundsFit(bundle.bounds)
     engine = open_engine(bundle, backend, precision)
 
     def restore(image: np.ndarray) -> np.ndarray:
-        largest = bundle.profile.max if bundle.profile else image.shape[:2]
+        largest = bundle.bounds.max if bundle.bounds else image.shape[:2]
         if image.shape[0] > largest[0] or image.shape[1] > largest[1]:
             # b2b-run would shrink it: the figures would measure the resizing, not the restoration
             raise UserError(f"--bundle {path}: an image of {image.shape[1]}x{image.shape[0]} is larger than the "

@@ -96,7 +96,7 @@ def open_subject(bundle: str | None, deblurrer: str | None, converter: str | Non
         return Subject(loaded, None, "PyTorch is not installed here", description)
     model, sources = load_models(deblurrer, converter)
     if not bundle:
-        from blur2blur.export.shapes import ShapeBounds
+        from blur2blur.runtime.bundle import ShapeBounds
 
         log.info("exporting %s into a temporary bundle for ONNX Runtime and TensorRT", deblurrer)
         smallest = (min(h for _, h in sizes), min(w for w, _ in sizes))
@@ -224,10 +224,10 @@ def machine() -> str:
 
 def check_sizes(bundle: Bundle, sizes: tuple[tuple[int, int], ...]) -> None:
     """Every (width, height) inside the bundle's shape bounds, which TensorRT's engine is built for."""
-    profile = bundle.profile
-    if profile is None:
+    bounds = bundle.bounds
+    if bounds is None:
         return
-    (min_h, min_w), (max_h, max_w) = profile.min, profile.max
+    (min_h, min_w), (max_h, max_w) = bounds.min, bounds.max
     for width, height in sizes:
         if not (min_h <= height <= max_h and min_w <= width <= max_w):
             raise UserError(f"--sizes {width}x{height}: outside the bundle's {min_w}x{min_h} to {max_w}x{max_h}; "

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import click
 
-from blur2blur.errors import UserError, run_cli
-from blur2blur.shipped import CHECKPOINT
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from blur2blur.commands import CHECKPOINT, CONTEXT, run_cli
+from blur2blur.errors import UserError
 
 
 @click.command(name="b2b-export", context_settings=CONTEXT)

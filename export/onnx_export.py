@@ -14,15 +14,13 @@ from pathlib import Path
 import torch
 
 from blur2blur.errors import UserError
-from blur2blur.export.shapes import ShapeBounds
-from blur2blur.export.tensorrt_build import (DEFAULT_WORKSPACE_BYTES, ONNX_NAMES, build_engine, tensorrt_too_old,
-                                             tensorrt_version)
 from blur2blur.export.verify import verify_engine, verify_fp16, verify_fp32
 from blur2blur.locks import Lock, beside
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.models.deploy import DeployModel, check_compatible
 from blur2blur.models.nafnet import NAFNet, use_local_statistics
-from blur2blur.runtime.bundle import BUNDLE_FORMAT, sha256
+from blur2blur.runtime.bundle import BUNDLE_FORMAT, ONNX_NAMES, ShapeBounds, sha256
+from blur2blur.runtime.tensorrt_build import DEFAULT_WORKSPACE_BYTES, build_engine, tensorrt_too_old, tensorrt_version
 
 log = logging.getLogger(__name__)
 OPSET = 17

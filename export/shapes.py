@@ -1,41 +1,9 @@
-"""The frame shapes a bundle promises: min/opt/max height and width and the largest batch (torch-free)."""
+"""The frame shapes a bundle is to promise, as b2b-export's options give them (the type: runtime/bundle.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from blur2blur.errors import UserError
-
-MAX_SIDE = 8192  # beyond 8K frames a single-GPU deblurrer makes no sense; also bounds the TensorRT profile
-MAX_BATCH = 64
-DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (32, 32), (720, 1280), (1080, 1920)
-
-
-@dataclass(frozen=True)
-class ShapeBounds:
-    """Height x width bounds (min <= opt <= max) and the batch the graph is built and tuned for.
-
-    Batches run from 1 to `batch`; TensorRT tunes for `batch` frames of `opt` size.
-    """
-
-    min: tuple[int, int] = DEFAULT_MIN
-    opt: tuple[int, int] = DEFAULT_OPT
-    max: tuple[int, int] = DEFAULT_MAX
-    batch: int = 1
-
-    def nhwc(self) -> dict[str, list[int]]:
-        """{"min": [1, H, W, 3], "opt": [batch, H, W, 3], "max": [batch, H, W, 3]}, as meta.json records them."""
-        return {"min": [1, *self.min, 3], "opt": [self.batch, *self.opt, 3], "max": [self.batch, *self.max, 3]}
-
-    def fit(self, height: int, width: int, odd: bool = False) -> tuple[int, int]:
-        """(height, width) clamped into the bounds; with `odd`, moved to odd values where the bounds allow."""
-        fitted = []
-        for value, low, high in zip((height, width), self.min, self.max):
-            value = min(max(value, low), high)
-            if odd and value % 2 == 0:
-                value = value + 1 if value + 1 <= high else value - 1 if value - 1 >= low else value
-            fitted.append(value)
-        return fitted[0], fitted[1]
+from blur2blur.runtime.bundle import DEFAULT_MAX, DEFAULT_MIN, DEFAULT_OPT, MAX_BATCH, MAX_SIDE, ShapeBounds
 
 
 def parse_hw(text: str, option: str) -> tuple[int, int]:
@@ -83,9 +51,3 @@ def shape_bounds(height: int | None = None, width: int | None = None, min_shape:
         raise UserError(f"shapes must satisfy min <= opt <= max in height and in width; got min {low[0]}x{low[1]}, "
                         f"opt {opt[0]}x{opt[1]}, max {high[0]}x{high[1]}")
     return ShapeBounds(tuple(low), tuple(opt), tuple(high), batch)
-
-
-def bounds_from_meta(shapes: dict) -> ShapeBounds:
-    """The bounds recorded in a bundle's meta.json (the inverse of `ShapeBounds.nhwc`)."""
-    return ShapeBounds(tuple(shapes["min"][1:3]), tuple(shapes["opt"][1:3]), tuple(shapes["max"][1:3]),
-                       shapes["max"][0])

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from blur2blur.errors import UserError
-from blur2blur.export.shapes import ShapeBounds
 from blur2blur.quality import psnr
+from blur2blur.runtime.bundle import ShapeBounds
 
 log = logging.getLogger(__name__)
 FP32_MAX_ERROR, FP32_MIN_PSNR = 1, 50.0  # grey levels, dB

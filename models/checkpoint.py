@@ -14,8 +14,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
 import re
+import shutil
 from pathlib import Path
 
 import torch
@@ -25,7 +25,7 @@ from blur2blur.errors import UserError
 from blur2blur.images import temporary
 from blur2blur.models import ARCHS, arch_kind, create_model
 from blur2blur.models.nafnet import PRESETS as NAFNET_PRESETS
-from blur2blur.shipped import resolve_checkpoint
+from blur2blur.weights import resolve_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -254,3 +254,12 @@ def load_checkpoint(path: str | Path, kind: str | None = None, *, option: str | 
     model.load_state_dict(state_dict, strict=True)
     model.eval()
     return model, data
+
+
+def pack_checkpoint(source: str | Path, target: str | Path, meta: dict | None = None) -> Path:
+    """Write `source`'s model as a shippable checkpoint: FP16 state dict, no optimizer state, `meta` added."""
+    model, data = load_checkpoint(source)
+    model = model.half()
+    keep = {k: data["meta"][k] for k in ("step", "config", "metrics") if k in data.get("meta", {})}
+    save_checkpoint(target, model, data["kind"], {**keep, **(meta or {})})
+    return Path(target)

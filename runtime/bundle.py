@@ -18,13 +18,42 @@ class DamagedGraph(UserError):
     """A bundle's graph that does not parse: no other backend can run it either."""
 
 
-@dataclass(frozen=True)
-class Profile:
-    """Height x width bounds and the largest batch (meta.json's min/max shapes)."""
+MAX_SIDE = 8192  # beyond 8K frames a single-GPU deblurrer makes no sense; also bounds the TensorRT profile
+MAX_BATCH = 64
+DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (32, 32), (720, 1280), (1080, 1920)
 
-    min: tuple[int, int]
-    max: tuple[int, int]
-    batch: int
+
+@dataclass(frozen=True)
+class ShapeBounds:
+    """Height x width bounds (min <= opt <= max) and the batch the graph is built and tuned for.
+
+    Batches run from 1 to `batch`; TensorRT tunes for `batch` frames of `opt` size.
+    """
+
+    min: tuple[int, int] = DEFAULT_MIN
+    opt: tuple[int, int] = DEFAULT_OPT
+    max: tuple[int, int] = DEFAULT_MAX
+    batch: int = 1
+
+    def nhwc(self) -> dict[str, list[int]]:
+        """{"min": [1, H, W, 3], "opt": [batch, H, W, 3], "max": [batch, H, W, 3]}, as meta.json records them."""
+        return {"min": [1, *self.min, 3], "opt": [self.batch, *self.opt, 3], "max": [self.batch, *self.max, 3]}
+
+    def fit(self, height: int, width: int, odd: bool = False) -> tuple[int, int]:
+        """(height, width) clamped into the bounds; with `odd`, moved to odd values where the bounds allow."""
+        fitted = []
+        for value, low, high in zip((height, width), self.min, self.max):
+            value = min(max(value, low), high)
+            if odd and value % 2 == 0:
+                value = value + 1 if value + 1 <= high else value - 1 if value - 1 >= low else value
+            fitted.append(value)
+        return fitted[0], fitted[1]
+
+
+def bounds_from_meta(shapes: dict) -> ShapeBounds:
+    """The bounds recorded in a bundle's meta.json (the inverse of `ShapeBounds.nhwc`)."""
+    return ShapeBounds(tuple(shapes["min"][1:3]), tuple(shapes["opt"][1:3]), tuple(shapes["max"][1:3]),
+                       shapes["max"][0])
 
 
 @dataclass(frozen=True)
@@ -45,12 +74,10 @@ class Bundle:
         return [p for p, name in ONNX_NAMES.items() if (self.path / name).is_file()]
 
     @property
-    def profile(self) -> Profile | None:
+    def bounds(self) -> ShapeBounds | None:
         """The frame sizes and batch the bundle was exported and verified for; None when it records none."""
         shapes = self.meta.get("shapes")
-        if not shapes:
-            return None
-        return Profile(tuple(shapes["min"][1:3]), tuple(shapes["max"][1:3]), int(shapes["max"][0]))
+        return bounds_from_meta(shapes) if shapes else None
 
 
 def sha256(path: Path) -> str:

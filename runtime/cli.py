@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from blur2blur.errors import UserError, run_cli
+from blur2blur.commands import CONTEXT, run_cli
+from blur2blur.errors import UserError
 
 log = logging.getLogger("blur2blur")
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
 
 
 @click.command(name="b2b-run", context_settings=CONTEXT)
@@ -84,7 +85,8 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     """
     from blur2blur.apps import load_app
     from blur2blur.apps.hand_model import hand_model_inputs
-    from blur2blur.images import parse_frame_size, write_atomic
+    from blur2blur.commands import parse_frame_size
+    from blur2blur.images import write_atomic
     from blur2blur.outputs import check_outputs
     from blur2blur.runtime import pipeline
     from blur2blur.runtime.bundle import open_bundle
@@ -105,9 +107,9 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
                   files={"--output": output if video_output else None, "--records": records, "--stats": stats},
                   folders={"--output": None if video_output else output}, force=force)
     loaded = open_bundle(bundle, verify=not no_verify)
-    profile = loaded.profile
-    if profile and batch > profile.batch:
-        raise UserError(f"--batch {batch}: the bundle takes at most {profile.batch} frames at a time "
+    bounds = loaded.bounds
+    if bounds and batch > bounds.batch:
+        raise UserError(f"--batch {batch}: the bundle takes at most {bounds.batch} frames at a time "
                         f"(export it with --batch {batch})")
     stats_path = writable_file(stats, "--stats") if stats else None
     records_path = writable_file(records, "--records") if records else None
@@ -149,7 +151,7 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
         write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
 
     try:
-        report = pipeline.run(source, engine, app, sinks, records_path, max_frames, batch=batch, profile=profile,
+        report = pipeline.run(source, engine, app, sinks, records_path, max_frames, batch=batch, bounds=bounds,
                               side_by_side=side_by_side, stats_every=stats_every, on_stats=write_stats, live=live)
     finally:
         engine.close()

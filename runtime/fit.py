@@ -13,27 +13,27 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from blur2blur.runtime.bundle import Profile
+from blur2blur.runtime.bundle import ShapeBounds
 
 log = logging.getLogger(__name__)
 POLICY = ("frames larger than the bundle's largest shape are shrunk to fit and the result scaled back; "
           "smaller ones are edge-padded and the padding cropped off")
 
 
-class ProfileFit:
-    """Brings batches into a `Profile`; counts the frames it resized and padded."""
+class BoundsFit:
+    """Brings batches into a bundle's `ShapeBounds`; counts the frames it resized and padded."""
 
-    def __init__(self, profile: Profile | None) -> None:
-        self.profile = profile
+    def __init__(self, bounds: ShapeBounds | None) -> None:
+        self.bounds = bounds
         self.resized = self.padded = 0
         self.warned: set[tuple[int, int]] = set()
 
     def prepare(self, frames: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """`frames` (N x H x W x 3) inside the bounds, and the function that maps the engine's output back."""
-        if self.profile is None:
+        if self.bounds is None:
             return frames, lambda restored: restored
         height, width = frames.shape[1:3]
-        (min_h, min_w), (max_h, max_w) = self.profile.min, self.profile.max
+        (min_h, min_w), (max_h, max_w) = self.bounds.min, self.bounds.max
         fitted_h, fitted_w = height, width
         if height > max_h or width > max_w:
             scale = min(max_h / height, max_w / width)

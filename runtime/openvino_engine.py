@@ -23,7 +23,7 @@ from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError, one_line
 from blur2blur.images import write_atomic
 from blur2blur.quality import psnr
-from blur2blur.runtime.bundle import Bundle, DamagedGraph, Profile, sha256
+from blur2blur.runtime.bundle import Bundle, DamagedGraph, ShapeBounds, sha256
 
 log = logging.getLogger(__name__)
 SLOTS = 2  # one request is filled while the other computes
@@ -216,13 +216,13 @@ def fold_transposed_norms(model) -> int:
     return rewritten
 
 
-def check_size(profile: Profile | None, graph_shape: list[int | None]) -> tuple[int, int]:
+def check_size(bounds: ShapeBounds | None, graph_shape: list[int | None]) -> tuple[int, int]:
     """(height, width) of the check's frames: `GATE_SIZE` moved inside the bundle's bounds, or the graph's own
     size where its input has a fixed one (`graph_shape` is NHWC, None for a dynamic dimension)."""
     size = list(GATE_SIZE)
     for i in range(2):
-        if profile is not None:
-            size[i] = min(max(size[i], profile.min[i]), profile.max[i])
+        if bounds is not None:
+            size[i] = min(max(size[i], bounds.min[i]), bounds.max[i])
         size[i] = graph_shape[1 + i] or size[i]
     return size[0], size[1]
 
@@ -261,7 +261,7 @@ def check_accuracy(engine: OpenVinoEngine) -> dict:
     reference = OnnxRuntimeEngine(engine.bundle.onnx_path("fp32"), ["CPUExecutionProvider"])
     try:
         scores = {name: psnr(infer(engine, frames), infer(reference, frames))
-                  for name, frames in check_frames(*check_size(engine.bundle.profile, engine.graph_shape)).items()}
+                  for name, frames in check_frames(*check_size(engine.bundle.bounds, engine.graph_shape)).items()}
     finally:
         reference.close()
     figures = {"psnr_db": round(scores.pop("content"), 2), "extreme_psnr_db": round(min(scores.values()), 2),

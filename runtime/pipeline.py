@@ -21,9 +21,9 @@ import numpy as np
 
 from blur2blur.apps import App
 from blur2blur.apps.side_by_side import side_by_side as compose_side_by_side
-from blur2blur.runtime.bundle import Profile
+from blur2blur.runtime.bundle import ShapeBounds
 from blur2blur.runtime.engines import Engine
-from blur2blur.runtime.fit import ProfileFit
+from blur2blur.runtime.fit import BoundsFit
 from blur2blur.runtime.serve import LiveView
 from blur2blur.runtime.sinks import FrameSink, RecordsFile
 from blur2blur.runtime.sources import FrameSource
@@ -54,13 +54,13 @@ END = None  # what a stage puts on its queue after its last item
 class Pipeline:
     def __init__(self, source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink],
                  records_path: Path | None = None, max_frames: int | None = None, batch: int = 1,
-                 profile: Profile | None = None, side_by_side: bool = False, progress: bool = True,
+                 bounds: ShapeBounds | None = None, side_by_side: bool = False, progress: bool = True,
                  stats_every: float | None = None, on_stats: Callable[[dict], None] | None = None,
                  live: LiveView | None = None) -> None:
         self.source, self.engine, self.app, self.sinks = source, engine, app, list(sinks)
         self.records_path, self.max_frames, self.batch = records_path, max_frames, batch
         self.side_by_side, self.progress = side_by_side, progress
-        self.fit = ProfileFit(profile)
+        self.fit = BoundsFit(bounds)
         # Live: at most one batch waits before inference and one before the app, the oldest dropped to make room,
         # so what is shown is at most about two batches old. Files read ahead and never drop.
         self.captured: queue.Queue = queue.Queue(maxsize=batch if source.live else 2 * batch)
@@ -320,12 +320,12 @@ class Pipeline:
 
 
 def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], records_path: Path | None = None,
-        max_frames: int | None = None, progress: bool = True, batch: int = 1, profile: Profile | None = None,
+        max_frames: int | None = None, progress: bool = True, batch: int = 1, bounds: ShapeBounds | None = None,
         side_by_side: bool = False, stats_every: float | None = None,
         on_stats: Callable[[dict], None] | None = None, live: LiveView | None = None) -> dict:
     """Restore the frames of `source` through `engine` into `app` and `sinks`; return the timing report, also
     handed to `on_stats` every `stats_every` seconds while the run goes on; `live` gets every frame shown."""
-    return Pipeline(source, engine, app, sinks, records_path, max_frames, batch, profile, side_by_side,
+    return Pipeline(source, engine, app, sinks, records_path, max_frames, batch, bounds, side_by_side,
                     progress, stats_every, on_stats, live).run()
 
 

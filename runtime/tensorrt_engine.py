@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from blur2blur.errors import UserError, one_line
-from blur2blur.export.tensorrt_build import build_for_bundle, default_cache_dir, tensorrt_too_old
 from blur2blur.runtime.bundle import Bundle
 from blur2blur.runtime.cuda_memory import NO_BINDING, CudaMemory, binding, gpu_name, open_cuda_memory
+from blur2blur.runtime.tensorrt_build import build_for_bundle, default_cache_dir, tensorrt_too_old
 
 log = logging.getLogger(__name__)
 SLOTS = 2  # one batch copies while the other computes
@@ -71,7 +71,7 @@ class _Pending:
 
 
 class TensorRTEngine:
-    """The bundle's engine for this GPU (built and cached by blur2blur.export.tensorrt_build), one execution context."""
+    """The bundle's engine for this GPU (built and cached by blur2blur.runtime.tensorrt_build), one execution context."""
 
     depth = SLOTS
     why = ""  # set by open_engine

@@ -72,7 +72,7 @@ def test_accuracy_check_refuses_a_graph_bf16_breaks_and_keeps_what_passed(tmp_pa
     assert not list((tmp_path / "cache").glob("checks/*.json"))  # a refusal is not kept: it is checked again
     engine = OpenVinoEngine(bundle, "fp32", tmp_path / "cache")
     assert engine.verification["psnr_db"] >= 40 and not engine.verification["cached"]
-    frames = check_frames(*check_size(bundle.profile, engine.graph_shape))["content"]
+    frames = check_frames(*check_size(bundle.bounds, engine.graph_shape))["content"]
     np.testing.assert_array_equal(infer(engine, frames), frames)
     engine.close()
     records = list((tmp_path / "cache").glob("checks/*-fp32-*.json"))

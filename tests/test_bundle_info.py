@@ -8,9 +8,9 @@ from helpers import randomized
 
 from blur2blur.export.bundle_info import check_artefacts, describe
 from blur2blur.export.onnx_export import export_bundle
-from blur2blur.export.shapes import ShapeBounds
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import save_checkpoint
+from blur2blur.runtime.bundle import ShapeBounds
 
 B2B_EXPORT = str(Path(sys.executable).parent / "b2b-export")
 

@@ -9,10 +9,10 @@ import pytest
 from helpers import B2B_EVAL, assert_one_line_error, pair_folder, randomized, write_frame_bundle
 
 from blur2blur.export.onnx_export import export_bundle
-from blur2blur.export.shapes import ShapeBounds
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import save_checkpoint
 from blur2blur.quality import psnr, ssim
+from blur2blur.runtime.bundle import ShapeBounds
 
 
 def b2b_eval(*args) -> subprocess.CompletedProcess:

@@ -15,13 +15,12 @@ from helpers import assert_one_line_error, randomized
 
 from blur2blur.errors import UserError
 from blur2blur.export.onnx_export import export_bundle
-from blur2blur.export.shapes import ShapeBounds
 from blur2blur.export.verify import FP16_MAX, with_range_probes
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import save_checkpoint
 from blur2blur.models.deploy import DeployModel
 from blur2blur.quality import psnr
-from blur2blur.runtime.bundle import open_bundle
+from blur2blur.runtime.bundle import ShapeBounds, open_bundle
 from blur2blur.runtime.engines import infer, open_engine
 
 B2B_EXPORT = str(Path(sys.executable).parent / "b2b-export")

@@ -1,8 +1,9 @@
 import pytest
 
 from blur2blur.errors import UserError
-from blur2blur.export.shapes import ShapeBounds, bounds_from_meta, parse_hw, shape_bounds
+from blur2blur.export.shapes import parse_hw, shape_bounds
 from blur2blur.export.verify import extreme_frames, photo_batches, verification_shapes
+from blur2blur.runtime.bundle import ShapeBounds, bounds_from_meta
 
 
 def test_defaults_cover_thumbnails_to_full_hd():

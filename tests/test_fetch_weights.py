@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from helpers import fill
 
 from blur2blur.errors import UserError
-from blur2blur.fetch_weights import OFFICIAL, fetch_weights, official_path
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import _nafnet_arch, load_checkpoint, nafnet_args_from_state_dict
 from blur2blur.models.nafnet import NAFNet
-from blur2blur.shipped import resolve_checkpoint
 from blur2blur.train.cli import main, main_group
+from blur2blur.weights import OFFICIAL, official_path, resolve_checkpoint
+from blur2blur.weights.fetch import fetch_weights
 
 PAYLOAD = os.urandom(300_000)
 

@@ -1,20 +1,20 @@
 import numpy as np
 
-from blur2blur.runtime.bundle import Profile
-from blur2blur.runtime.fit import ProfileFit
+from blur2blur.runtime.bundle import ShapeBounds
+from blur2blur.runtime.fit import BoundsFit
 
-PROFILE = Profile(min=(32, 32), max=(64, 128), batch=2)
+BOUNDS = ShapeBounds(min=(32, 32), opt=(48, 96), max=(64, 128), batch=2)
 
 
 def test_frames_inside_the_bounds_pass_untouched():
-    fit = ProfileFit(PROFILE)
+    fit = BoundsFit(BOUNDS)
     frames = np.zeros((2, 40, 100, 3), np.uint8)
     prepared, restore = fit.prepare(frames)
     assert prepared is frames and restore(frames) is frames and fit.resized == fit.padded == 0
 
 
 def test_a_wide_frame_is_shrunk_then_padded_and_comes_back_at_its_size():
-    fit = ProfileFit(PROFILE)
+    fit = BoundsFit(BOUNDS)
     frames = np.full((1, 40, 400, 3), 77, np.uint8)  # too wide: scale 128/400 gives 13 x 128, below the min height
     prepared, restore = fit.prepare(frames)
     assert prepared.shape == (1, 32, 128, 3) and prepared.flags.c_contiguous
@@ -24,7 +24,7 @@ def test_a_wide_frame_is_shrunk_then_padded_and_comes_back_at_its_size():
 
 
 def test_a_small_frame_is_edge_padded_and_cropped_back_exactly():
-    fit = ProfileFit(PROFILE)
+    fit = BoundsFit(BOUNDS)
     frames = np.random.default_rng(0).integers(0, 256, (2, 10, 20, 3), dtype=np.uint8)
     prepared, restore = fit.prepare(frames)
     assert prepared.shape == (2, 32, 32, 3) and fit.padded == 2 and fit.resized == 0
@@ -34,5 +34,5 @@ def test_a_small_frame_is_edge_padded_and_cropped_back_exactly():
 
 def test_without_bounds_any_size_passes():
     frames = np.zeros((1, 5000, 7, 3), np.uint8)
-    prepared, _ = ProfileFit(None).prepare(frames)
+    prepared, _ = BoundsFit(None).prepare(frames)
     assert prepared is frames

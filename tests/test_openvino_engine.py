@@ -30,9 +30,9 @@ def test_engine_cases_in_a_process_of_their_own():
 
 
 def test_check_frames_fit_the_bundle_bounds_and_a_fixed_graph():
-    from blur2blur.runtime.bundle import Profile
+    from blur2blur.runtime.bundle import ShapeBounds
 
-    bounds = Profile(min=(32, 32), max=(200, 300), batch=1)
+    bounds = ShapeBounds(min=(32, 32), opt=(100, 150), max=(200, 300), batch=1)
     assert check_size(bounds, [None, None, None, 3]) == (200, 300)
     assert check_size(None, [None, None, None, 3]) == (256, 384)
     assert check_size(None, [1, 8, 12, 3]) == (8, 12)
@@ -110,8 +110,8 @@ print(json.dumps({"norms": norms, "folded": folded, "before": before, "after": a
 @needs_openvino
 def test_shipped_starter_runs_with_its_layer_norms_over_channels_as_accurately(tmp_path):
     from blur2blur.export.onnx_export import export_bundle
-    from blur2blur.export.shapes import ShapeBounds
-    from blur2blur.shipped import resolve_checkpoint
+    from blur2blur.runtime.bundle import ShapeBounds
+    from blur2blur.weights import resolve_checkpoint
 
     export_bundle(resolve_checkpoint("starter"), tmp_path / "bundle",
                   bounds=ShapeBounds(min=(16, 16), opt=(64, 96), max=(96, 128)))

@@ -8,18 +8,18 @@ import pytest
 import torch
 from helpers import B2B_EVAL, assert_one_line_error
 
-from blur2blur import shipped
+from blur2blur import weights
 from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
-from blur2blur.shipped import SHIPPED, resolve_checkpoint
+from blur2blur.weights import SHIPPED, resolve_checkpoint
 
 B2B_TRAIN = str(Path(sys.executable).parent / "b2b-train")
 
 
 def test_the_starter_ships_as_a_small_fp16_deblurrer():
     path = resolve_checkpoint("starter")
-    assert path.parent == shipped.WEIGHTS_DIR and path.is_file()
+    assert path.parent == weights.WEIGHTS_DIR and path.is_file()
     assert path.stat().st_size <= 12 * 2**20
     data = read_checkpoint("starter")
     assert data["kind"] == "deblurrer" and data["arch"] == "nafnet-w16"
@@ -32,7 +32,7 @@ def test_the_starter_ships_as_a_small_fp16_deblurrer():
 def test_a_name_resolves_and_a_path_stays_a_path(tmp_path, monkeypatch):
     assert resolve_checkpoint(tmp_path / "x.pt") == tmp_path / "x.pt"
     assert resolve_checkpoint("runs/starter/last.pt") == Path("runs/starter/last.pt")
-    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)  # an install that lost its weights
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)  # an install that lost its weights
     with pytest.raises(UserError, match="--deblurrer starter: the shipped weights .* are missing"):
         resolve_checkpoint("starter", "--deblurrer")
     assert set(SHIPPED) == {"starter"}

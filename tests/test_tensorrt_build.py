@@ -13,12 +13,12 @@ from helpers import randomized
 
 from blur2blur.errors import UserError
 from blur2blur.export.onnx_export import export_bundle
-from blur2blur.export.shapes import ShapeBounds
-from blur2blur.export.tensorrt_build import build_engine, build_for_bundle, cache_key
 from blur2blur.export.verify import photo_batches, run, run_engine, session
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import save_checkpoint
 from blur2blur.quality import psnr
+from blur2blur.runtime.bundle import ShapeBounds
+from blur2blur.runtime.tensorrt_build import build_engine, build_for_bundle, cache_key
 
 BOUNDS = ShapeBounds((16, 16), (64, 96), (160, 256), 2)
 
@@ -44,7 +44,7 @@ def gpu():
 
 def test_builder_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from blur2blur.export import tensorrt_build\n"
+            "from blur2blur.runtime import tensorrt_build\n"
             "print(tensorrt_build.cache_key('0' * 64, '10.9', 'Orin', 'fp16', "
             "{'min': [1, 32, 32, 3], 'opt': [1, 720, 1280, 3], 'max': [1, 1080, 1920, 3]}))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

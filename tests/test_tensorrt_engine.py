@@ -15,10 +15,10 @@ import pytest
 from helpers import randomized
 
 from blur2blur.errors import UserError
-from blur2blur.export.tensorrt_build import EngineBuild
 from blur2blur.runtime import tensorrt_engine
 from blur2blur.runtime.bundle import Bundle, open_bundle
 from blur2blur.runtime.cuda_memory import gpu_name
+from blur2blur.runtime.tensorrt_build import EngineBuild
 from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
 
 BOUNDS = dict(min=(16, 16), opt=(64, 96), max=(160, 256), batch=2)
@@ -64,9 +64,9 @@ def bundle(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     from blur2blur.export.onnx_export import export_bundle
-    from blur2blur.export.shapes import ShapeBounds
     from blur2blur.models import create_model
     from blur2blur.models.checkpoint import save_checkpoint
+    from blur2blur.runtime.bundle import ShapeBounds
 
     folder = tmp_path_factory.mktemp("trt-engine")
     save_checkpoint(folder / "deblurrer.pt", randomized(create_model("nafnet-tiny")), "deblurrer")

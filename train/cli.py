@@ -8,10 +8,8 @@ from pathlib import Path
 
 import click
 
-from blur2blur.errors import run_cli
-from blur2blur.fetch_weights import OFFICIAL, fetch_weights, official_path
+from blur2blur.commands import CHECKPOINT, CONTEXT, run_cli
 from blur2blur.outputs import check_outputs
-from blur2blur.shipped import CHECKPOINT
 from blur2blur.train.config import (
     CRITIC_INPUTS,
     DEVICES,
@@ -24,11 +22,11 @@ from blur2blur.train.config import (
     DeblurrerConfig,
     KernelConfig,
 )
+from blur2blur.weights import OFFICIAL, official_path
+from blur2blur.weights.fetch import fetch_weights
 
-SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-@click.group(name="b2b-train", context_settings=SETTINGS)
+@click.group(name="b2b-train", context_settings=CONTEXT)
 def main_group():
     """Train blur2blur's networks. Add --debug to any command for a traceback on errors."""
 
@@ -43,7 +41,7 @@ class DomainListCommand(click.Command):
             formatter.write_dl(domain_summary())
 
 
-@main_group.command(cls=DomainListCommand, context_settings=SETTINGS)
+@main_group.command(cls=DomainListCommand, context_settings=CONTEXT)
 @click.option("--domain", required=True, help="Blur domain: `known` or an unknown camera preset (listed below).")
 @click.option("--sharp", default="skimage+deadleaves", show_default=True,
               help="Sharp content: a folder, a video, `photos` (Debian's wallpaper photographs), `skimage` "
@@ -66,10 +64,10 @@ def synth(domain, sharp, out, count, size, seed, max_images, overwrite, video_fr
     same settings resumes. With --video N, OUT is a video file (.mp4) and `<name>.sharp<suffix>` beside it
     holds the sharp frames.
     """
+    from blur2blur.commands import parse_frame_size
     from blur2blur.data.blur.content import load_sharp_images
     from blur2blur.data.blur.domains import get_domain
     from blur2blur.data.blur.write import synthesize, synthesize_video
-    from blur2blur.images import parse_frame_size
 
     get_domain(domain)  # a bad name fails before any image is read
     out = os.path.abspath(out)  # `.` and `..` have no name to write beside
@@ -176,7 +174,7 @@ def report(result) -> None:
         click.echo(f"wrote {result.last}" + (f", best {result.best}" if result.best else ""))
 
 
-@main_group.command(context_settings=SETTINGS)
+@main_group.command(context_settings=CONTEXT)
 @pair_options(DeblurrerConfig)
 @click.option("--arch", default=DeblurrerConfig.arch, show_default=True,
               help="nafnet-tiny, nafnet-w16, nafnet-small (CPU); nafnet-w32, nafnet-w64 (the paper's GoPro models).")
@@ -196,7 +194,7 @@ def deblurrer(ctx, **options):
     report(train_deblurrer(DeblurrerConfig(**options), given=explicit(ctx)))
 
 
-@main_group.command(context_settings=SETTINGS)
+@main_group.command(context_settings=CONTEXT)
 @pair_options(KernelConfig)
 @click.option("--arch", default=KernelConfig.arch, show_default=True,
               help="kernel-extractor-tiny (CPU), kernel-extractor (the reference: 64 features, 10/20 blocks, 512-d).")
@@ -217,7 +215,7 @@ def kernel(ctx, **options):
     report(train_kernel(KernelConfig(**options), given=explicit(ctx)))
 
 
-@main_group.command(context_settings=SETTINGS)
+@main_group.command(context_settings=CONTEXT)
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default="cpu", show_default=True,
               help="Defaults for the options below (those you give still win): cpu (small networks, high rates, "
                    "for this CPU) or paper (the reference's: mimo-unet and the patchgan judging the images, Adam "
@@ -297,21 +295,21 @@ def converter(ctx, **options):
                    f"--converter {result.best} makes a bundle of the deblurrer alone")
 
 
-@main_group.command(context_settings=SETTINGS)
+@main_group.command(context_settings=CONTEXT)
 @click.argument("checkpoint", type=CHECKPOINT)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The file to write.")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def pack(checkpoint, out, force):
     """Write CHECKPOINT's model as a small file to ship: FP16 weights, its config and figures, no optimizer
     state (loading casts the weights back to FP32). `make starter` packs the shipped starter this way."""
-    from blur2blur.shipped import pack_checkpoint
+    from blur2blur.models.checkpoint import pack_checkpoint
 
     check_outputs({"CHECKPOINT": checkpoint}, files={"--out": out}, force=force)
     path = pack_checkpoint(checkpoint, out)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-@main_group.command(name="fetch-weights", context_settings=SETTINGS)
+@main_group.command(name="fetch-weights", context_settings=CONTEXT)
 @click.argument("names", nargs=-1, metavar="NAMES...", type=click.Choice(list(OFFICIAL)))
 @click.option("--list", "show", is_flag=True, help="List the names, their files and whether each is fetched.")
 def fetch(names, show):

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from blur2blur.errors import UserError
 from blur2blur.outputs import check_outputs
-from blur2blur.shipped import resolve_checkpoint
+from blur2blur.weights import resolve_checkpoint
 
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("cosine", "linear", "constant")

@@ -1,9 +1,9 @@
-"""NAFNet's official deblurring weights by name (`nafnet-gopro-w32`, ...): the catalog, and their download.
+"""The download of NAFNet's official deblurring weights (the catalog: weights/__init__.py).
 
 `b2b-train fetch-weights NAME` puts a file into the cache folder (`user_cache_dir("weights")`), under its
 official name, from the first mirror that delivers it whole: downloaded into `FILE.part` (resumed with an
 HTTP Range request after an interruption), checked by size and sha256, then renamed into place. The
-resolver in `shipped.py` finds the files there by name. Downloads with urllib; no torch.
+resolver in `blur2blur.weights` finds the files there by name. Downloads with urllib; no torch.
 
 A mirror is trusted for nothing but bytes: no more than the file's size is read whatever the headers say, a
 transfer that ends early or fails leaves its part to be resumed from the next mirror (or the next run), and a
@@ -22,13 +22,12 @@ import threading
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError, os_error_line
 from blur2blur.locks import Lock, beside
+from blur2blur.weights import OfficialWeights, official_path, offline_advice
 
 log = logging.getLogger(__name__)
 
@@ -36,70 +35,6 @@ CHUNK = 1 << 20
 TIMEOUT_S = 60  # for any one read
 SLOWEST_BYTES_PER_S = 100_000  # a mirror slower than this over the whole file is left for the next one
 DEADLINE_FLOOR_S = 300.0
-
-
-@dataclass(frozen=True)
-class OfficialWeights:
-    """One official checkpoint: its name here, the authors' file name, its size and sha256, the preset it
-    loads as, a line about it, the authors' Google Drive id, and the mirrors to fetch it from, in order."""
-
-    name: str
-    file: str
-    size: int
-    sha256: str
-    arch: str
-    about: str
-    drive_id: str
-    mirrors: tuple[str, ...]
-
-    @property
-    def drive_url(self) -> str:
-        return f"https://drive.google.com/file/d/{self.drive_id}/view"
-
-
-def _hugging_face(file: str, *repos: str) -> tuple[str, ...]:
-    return tuple(f"https://huggingface.co/{repo}/resolve/main/{file}" for repo in repos)
-
-
-# Sizes and GoPro hashes: docs/method.md (the authors publish no hashes). Two Hugging Face model repos mirror
-# all three files; the authors' Space (co-author Xiaojie Chu's demo) holds the REDS file. The REDS sha256 is
-# the one that projects pinning these files record: a restoration-model catalog on GitHub (this hash and
-# 271,756,689 bytes for nyanko7/nafnet-models' NAFNet-REDS-width64.pth, beside GoPro-w32 figures equal to
-# ours) and an MLX port's weight notes (that mirror "byte-identical to the official checkpoints, sha256
-# verified against both"); a third project found mikestealth's REDS file byte-identical to the Space's.
-MIRRORS = ("nyanko7/nafnet-models", "mikestealth/nafnet-models")
-OFFICIAL: dict[str, OfficialWeights] = {w.name: w for w in (
-    OfficialWeights("nafnet-gopro-w32", "NAFNet-GoPro-width32.pth", 68_671_121,
-                    "19394e6155d12ef6371d1d57496f87f0ec88f92bdffa27c0792690722d5d1a5c", "nafnet-w32",
-                    "official NAFNet width 32 trained on GoPro (32.87 dB)", "1Fr2QadtDCEXg6iwWX8OzeZLbHOx2t5Bj",
-                    _hugging_face("NAFNet-GoPro-width32.pth", *MIRRORS)),
-    OfficialWeights("nafnet-gopro-w64", "NAFNet-GoPro-width64.pth", 271_778_961,
-                    "329d3ab4077b8d6b7ff61de376e483714667960bf85be027bf4335cda701196f", "nafnet-w64",
-                    "official NAFNet width 64 trained on GoPro (33.71 dB)", "1S0PVRbyTakYY9a82kujgZLbMihfNBLfC",
-                    _hugging_face("NAFNet-GoPro-width64.pth", *MIRRORS)),
-    # The REDS test options (options/test/REDS/NAFNet-width64.yml) give the GoPro width-64 shape.
-    OfficialWeights("nafnet-reds-w64", "NAFNet-REDS-width64.pth", 271_756_689,
-                    "175fe8b3cdf3abedfbc87769779c3d9f491e05bb2e73ea9d627883f90a4b2df3", "nafnet-w64",
-                    "official NAFNet width 64 trained on REDS: blur with JPEG artefacts (29.09 dB)",
-                    "14D4V4raNYIOhETfcuuLI3bGLB-OYIv6X",
-                    _hugging_face("NAFNet-REDS-width64.pth", "spaces/chuxiaojie/NAFNet", *MIRRORS)),
-)}
-
-
-def official_path(weights: OfficialWeights) -> Path:
-    """Where `weights` lives once fetched: the cache folder, under the authors' file name."""
-    return user_cache_dir("weights") / weights.file
-
-
-def offline_advice(weights: OfficialWeights) -> str:
-    """How to install `weights` by hand: which file, from where, to which path."""
-    return f"place {weights.file} ({weights.size:,} bytes, from {weights.drive_url}) at {official_path(weights)}"
-
-
-def missing_message(weights: OfficialWeights, option: str = "checkpoint") -> str:
-    """What to do when `weights` is not in the cache folder: fetch it, or place it there by hand."""
-    return (f"{option} {weights.name}: the official weights are not in the cache yet: run `b2b-train "
-            f"fetch-weights {weights.name}`, or offline {offline_advice(weights)}")
 
 
 class _MirrorFailed(Exception):

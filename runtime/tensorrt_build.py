@@ -17,12 +17,11 @@ from pathlib import Path
 
 from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError
-from blur2blur.runtime.bundle import read_meta, sha256
 from blur2blur.images import write_atomic
+from blur2blur.runtime.bundle import ONNX_NAMES, read_meta, sha256
 
 log = logging.getLogger(__name__)
 DEFAULT_WORKSPACE_BYTES = 2 << 30
-ONNX_NAMES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx"}
 MIN_TENSORRT = 10  # strongly typed, explicit-batch networks and the tensor-address API
 BUILD_SETTINGS = "strongly typed, TF32 off"  # in the cache key, so engines built otherwise are rebuilt
 
