@@ -1,8 +1,7 @@
-"""Reading and writing images without torch: 8-bit BGR, whatever the file holds."""
+"""Reading images and videos without torch: 8-bit BGR, whatever the file holds (writing them: files/atomic.py)."""
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from pathlib import Path
@@ -63,25 +62,6 @@ def decode_bgr(data: bytes | np.ndarray) -> np.ndarray | None:
         return None
 
 
-def temporary(path: str | Path) -> Path:
-    """Where `path` is written before it is renamed into place: `.STEM.PID.tmp.SUFFIX` beside it (the suffix
-    kept, since it picks a video's container), one per process."""
-    path = Path(path)
-    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-
-
-def remove_stale_temporaries(path: str | Path) -> int:
-    """Delete what killed writers left of `path` (`temporary` files of any process); call it holding `path`'s
-    lock, so that no live writer's file goes. Returns how many were removed."""
-    path = Path(path)
-    name = re.compile(rf"\.{re.escape(path.stem)}\.\d+\.tmp{re.escape(path.suffix)}")  # `temporary`'s names only
-    stale = [file for file in path.parent.glob(f".{glob.escape(path.stem)}.*.tmp{glob.escape(path.suffix)}")
-             if name.fullmatch(file.name)]
-    for file in stale:
-        file.unlink(missing_ok=True)
-    return len(stale)
-
-
 def video_frame_count(path: str | Path) -> int | None:
     """How many frames a written video holds by its index, provided its last frame decodes; None when it does
     not open (a truncated MP4 has no index) or its last frame is unreadable. Cheap: one frame is decoded."""
@@ -97,23 +77,3 @@ def video_frame_count(path: str | Path) -> int | None:
         return frames
     finally:
         capture.release()
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write a file under a temporary name, then rename it: a reader never sees half a file."""
-    path = Path(path)
-    tmp = temporary(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as err:  # name the file meant, not the temporary one (a full disk reports none)
-        raise OSError(err.errno, err.strerror, str(path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_atomic_png(path: str | Path, image_bgr: np.ndarray) -> None:
-    ok, buf = cv2.imencode(".png", image_bgr)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    write_atomic(path, buf.tobytes())

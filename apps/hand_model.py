@@ -20,9 +20,9 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError
-from blur2blur.images import write_atomic
+from blur2blur.files.atomic import write_atomic
+from blur2blur.files.cache import user_cache_dir
 
 log = logging.getLogger(__name__)
 OFFICIAL_URL = ("https://storage.googleapis.com/mediapipe-models/hand_landmarker/hand_landmarker/float16/1/"

@@ -36,7 +36,8 @@ from blur2blur.data.blur.content import load_sharp_images
 from blur2blur.data.blur.domains import CAMERAS, DOMAINS, parse_cameras
 from blur2blur.data.blur.write import synthesize
 from blur2blur.data.sources import open_pairs
-from blur2blur.images import read_bgr, write_atomic_png
+from blur2blur.files.atomic import write_atomic_png
+from blur2blur.images import read_bgr
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
 from blur2blur.train.converter import no_pairs_score, train_converter

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blur2blur.images import write_atomic_png
+from blur2blur.files.atomic import write_atomic_png
 
 
 def grid(rows: list[list[np.ndarray]], gap: int = 4) -> np.ndarray:

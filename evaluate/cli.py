@@ -26,7 +26,7 @@ FORCE = click.option("--force", is_flag=True, help="Replace a --json file that e
 def _check_eval_outputs(inputs: dict, json_path: str | None, force: bool, grid: str | None = None,
                         report: str | None = None) -> None:
     """The output rule (outputs.py), checked before anything runs."""
-    from blur2blur.outputs import check_outputs, owned_folder
+    from blur2blur.files.outputs import check_outputs, owned_folder
 
     inputs = {**inputs, "the bundle's checkpoints": _recorded_checkpoints(inputs.get("--bundle"))}
     check_outputs(inputs, files={"--json": json_path}, folders={"--grid": grid, "--report": report}, force=force)
@@ -73,7 +73,7 @@ def model_options(command):
 
 
 def _write_json(path, result: dict) -> None:
-    from blur2blur.images import write_atomic
+    from blur2blur.files.atomic import write_atomic
 
     write_atomic(path, (json.dumps(result, indent=2) + "\n").encode())
     click.echo(f"wrote {path}")
@@ -269,7 +269,7 @@ def report_command(out, eval_json, grids, checkpoints, stats, bench, video):
           --stats timing.json --bench bench.json --video restored.mp4
     """
     from blur2blur.evaluate.report import build_report, load_json
-    from blur2blur.outputs import check_outputs, owned_folder
+    from blur2blur.files.outputs import check_outputs, owned_folder
 
     check_outputs({"--eval": eval_json, "--grids": grids, "--checkpoint": checkpoints, "--stats": stats,
                    "--bench": bench, "--video": video}, folders={"--out": out})
@@ -320,7 +320,7 @@ def bench_command(bundle, deblurrer, converter, backends, sizes, precisions, fra
     """
     from blur2blur.commands import parse_frame_size
     from blur2blur.evaluate.speed import BACKENDS, PRECISIONS, format_bench_table, run_bench
-    from blur2blur.outputs import check_outputs
+    from blur2blur.files.outputs import check_outputs
     from blur2blur.runtime.sinks import writable_file
 
     check_outputs({"--bundle": bundle, "--deblurrer": deblurrer, "--converter": converter,

@@ -17,8 +17,8 @@ import numpy as np
 from blur2blur.apps.side_by_side import label
 from blur2blur.data.grid import write_grid
 from blur2blur.errors import UserError
-from blur2blur.locks import Lock, beside
-from blur2blur.outputs import owned_folder, publish_folder, staging_folder
+from blur2blur.files.locks import Lock, beside
+from blur2blur.files.outputs import owned_folder, publish_folder, staging_folder
 
 
 def grid_name(name: str) -> str:

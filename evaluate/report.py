@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 
 from blur2blur.errors import UserError, os_error_line
+from blur2blur.files.locks import Lock, beside
+from blur2blur.files.outputs import owned_folder, publish_folder, staging_folder
 from blur2blur.images import video_frame_count
-from blur2blur.locks import Lock, beside
-from blur2blur.outputs import owned_folder, publish_folder, staging_folder
 
 STYLE = """
 body { font: 15px system-ui, sans-serif; max-width: 1200px; margin: 1.5em auto; padding: 0 1em; color: #222; }

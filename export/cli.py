@@ -46,7 +46,7 @@ def export_command(deblurrer, converter, out, fp16, tlc, height, width, min_shap
     Add --debug for a traceback on errors.
     """
     from blur2blur.export.shapes import shape_bounds
-    from blur2blur.outputs import check_outputs
+    from blur2blur.files.outputs import check_outputs
 
     check_outputs({"--deblurrer": deblurrer, "--converter": converter}, folders={"--out": out})
     bounds = shape_bounds(height, width, min_shape, opt_shape, max_shape, batch)  # before the slow torch import

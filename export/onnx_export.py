@@ -15,7 +15,7 @@ import torch
 
 from blur2blur.errors import UserError
 from blur2blur.export.verify import verify_engine, verify_fp16, verify_fp32
-from blur2blur.locks import Lock, beside
+from blur2blur.files.locks import Lock, beside
 from blur2blur.models.checkpoint import load_checkpoint
 from blur2blur.models.deploy import DeployModel, check_compatible
 from blur2blur.models.nafnet import NAFNet, use_local_statistics

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from blur2blur.errors import UserError
-from blur2blur.images import temporary
+from blur2blur.files.atomic import temporary
 from blur2blur.models import ARCHS, arch_kind, create_model
 from blur2blur.models.nafnet import PRESETS as NAFNET_PRESETS
 from blur2blur.weights import resolve_checkpoint

@@ -86,8 +86,8 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     from blur2blur.apps import load_app
     from blur2blur.apps.hand_model import hand_model_inputs
     from blur2blur.commands import parse_frame_size
-    from blur2blur.images import write_atomic
-    from blur2blur.outputs import check_outputs
+    from blur2blur.files.atomic import write_atomic
+    from blur2blur.files.outputs import check_outputs
     from blur2blur.runtime import pipeline
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import open_engine

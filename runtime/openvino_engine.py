@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError, one_line
-from blur2blur.images import write_atomic
+from blur2blur.files.atomic import write_atomic
+from blur2blur.files.cache import user_cache_dir
 from blur2blur.quality import psnr
 from blur2blur.runtime.bundle import Bundle, DamagedGraph, ShapeBounds, sha256
 

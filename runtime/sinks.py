@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 
 from blur2blur.errors import UserError
-from blur2blur.images import is_video, remove_stale_temporaries, temporary, video_frame_count, write_atomic_png
-from blur2blur.locks import Lock, beside
+from blur2blur.files.atomic import FOURCC, AtomicVideo, remove_stale_temporaries, temporary, write_atomic_png
+from blur2blur.files.locks import Lock, beside
+from blur2blur.images import is_video
 
 log = logging.getLogger(__name__)
-FOURCC = "mp4v"  # in every OpenCV wheel; H.264 encoders are not
 
 
 class FrameSink:
@@ -43,44 +43,42 @@ class VideoFileSink(FrameSink):
         self.path, self.fps = path, fps
         self.lock = Lock(beside(path), f"--output {path}").acquire()
         remove_stale_temporaries(path)
-        self.tmp = temporary(path)
-        self.writer: cv2.VideoWriter | None = None
+        self.video: AtomicVideo | None = None
         self.size: tuple[int, int] | None = None
-        self.frames = 0
         self.resized = 0
 
     def write(self, frame: np.ndarray) -> None:
         size = (frame.shape[1], frame.shape[0])
-        if self.writer is None:
-            self.size = size
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*FOURCC), self.fps, size)
-            if not self.writer.isOpened():
+        if self.video is None:
+            self.size, self.video = size, AtomicVideo(self.path, self.fps, size)
+            if not self.video.opened:
+                self.video.discard()
+                self.video = None
                 raise UserError(f"--output {self.path}: OpenCV cannot encode {size[0]}x{size[1]} frames as "
                                 f"{self.path.suffix} ({FOURCC}) here; try {_other_format(self.path)}")
         if size != self.size:
             if not self.resized:
                 log.warning("frame %d is %dx%d, the video %dx%d: resizing such frames (write a folder to keep sizes)",
-                            self.frames, *size, *self.size)
+                            self.video.frames, *size, *self.size)
             self.resized += 1
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(frame)
-        self.frames += 1
+        self.video.write(frame)
 
     def close(self, complete: bool = True) -> None:
         try:
-            if self.writer is None:
+            video, self.video = self.video, None
+            if video is None:
                 return
-            self.writer.release()
-            self.writer = None
-            readable = video_frame_count(self.tmp) if complete else None
-            if readable != self.frames:
-                self.tmp.unlink(missing_ok=True)
-                if complete:
-                    kept = "the previous file is kept" if self.path.exists() else "nothing was written"
-                    raise UserError(f"--output {self.path}: the video did not write completely ({self.frames} frames "
-                                    f"sent, {readable or 0} readable; is the disk full?); {kept}")
+            if not complete:
+                video.discard()
                 return
-            os.replace(self.tmp, self.path)
+            readable = video.finish()
+            if readable != video.frames:
+                video.discard()
+                kept = "the previous file is kept" if self.path.exists() else "nothing was written"
+                raise UserError(f"--output {self.path}: the video did not write completely ({video.frames} frames "
+                                f"sent, {readable or 0} readable; is the disk full?); {kept}")
+            video.commit()
         finally:
             self.lock.release()
 

@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError
-from blur2blur.images import write_atomic
+from blur2blur.files.atomic import write_atomic
+from blur2blur.files.cache import user_cache_dir
 from blur2blur.runtime.bundle import ONNX_NAMES, read_meta, sha256
 
 log = logging.getLogger(__name__)

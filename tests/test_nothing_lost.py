@@ -25,8 +25,8 @@ from helpers import (
 )
 
 from blur2blur.errors import UserError
-from blur2blur.images import temporary
-from blur2blur.locks import Lock, beside
+from blur2blur.files.atomic import temporary
+from blur2blur.files.locks import Lock, beside
 
 BIN = Path(sys.executable).parent
 
@@ -105,7 +105,7 @@ def test_a_second_run_to_the_same_output_is_refused_naming_the_holder(tmp_path):
 
 def test_a_lock_dies_with_its_holder_even_on_kill_9(tmp_path):
     target = tmp_path / "runs" / "x"
-    holder = subprocess.Popen([sys.executable, "-c", f"from blur2blur.locks import Lock; import time; "
+    holder = subprocess.Popen([sys.executable, "-c", f"from blur2blur.files.locks import Lock; import time; "
                                f"Lock({str(target / '.lock')!r}, 'x').acquire(); print('held', flush=True); "
                                "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -144,7 +144,7 @@ def test_two_exports_to_one_bundle_cannot_both_succeed(tmp_path):
 
 
 def test_temporary_names_are_unique_per_process(tmp_path):
-    other = run(sys.executable, "-c", f"from blur2blur.images import temporary; print(temporary({str(tmp_path / 'o.mp4')!r}))")
+    other = run(sys.executable, "-c", f"from blur2blur.files.atomic import temporary; print(temporary({str(tmp_path / 'o.mp4')!r}))")
     assert other.stdout.strip() != str(temporary(tmp_path / "o.mp4"))
     assert temporary(tmp_path / "o.mp4").suffix == ".mp4"  # the container stays the one asked for
 

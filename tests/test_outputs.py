@@ -24,7 +24,7 @@ from helpers import (
 
 from blur2blur.errors import UserError
 from blur2blur.evaluate.report import build_report, markdown_to_html, table_cell
-from blur2blur.outputs import MARKER, check_outputs, owned_folder
+from blur2blur.files.outputs import MARKER, check_outputs, owned_folder
 
 BIN = Path(sys.executable).parent
 

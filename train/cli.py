@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from blur2blur.commands import CHECKPOINT, CONTEXT, run_cli
-from blur2blur.outputs import check_outputs
+from blur2blur.files.outputs import check_outputs
 from blur2blur.train.config import (
     CRITIC_INPUTS,
     DEVICES,

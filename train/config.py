@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from blur2blur.errors import UserError
-from blur2blur.outputs import check_outputs
+from blur2blur.files.outputs import check_outputs
 from blur2blur.weights import resolve_checkpoint
 
 OPTIMIZERS = ("adamw", "adam")

@@ -27,12 +27,11 @@ import copy
 import json
 import logging
 import math
-import shutil
 import signal
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Protocol
 
@@ -45,21 +44,18 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from blur2blur.data.grid import write_grid
 from blur2blur.errors import UserError
-from blur2blur.images import remove_stale_temporaries, write_atomic
-from blur2blur.locks import Lock
+from blur2blur.files.atomic import remove_stale_temporaries, write_atomic
+from blur2blur.files.locks import Lock
 from blur2blur.models import count_parameters
-from blur2blur.models.checkpoint import read_checkpoint, save_checkpoint
+from blur2blur.models.checkpoint import save_checkpoint
 from blur2blur.train import distributed
 from blur2blur.train.config import RunConfig
 from blur2blur.train.crops import StepSampler
 from blur2blur.train.distributed import Dist
 from blur2blur.train.records import MetricsLog, plot_curves
+from blur2blur.train.run_folder import check_new_run, prepare_out, remove_failed_start, resume_config
 
 log = logging.getLogger(__name__)
-
-# Settings a resumed run may take anew: where it runs and how fast, never what it computes.
-RESUME_MAY_CHANGE = ("out", "resume", "workers", "device")
-
 
 class Task(Protocol):
     """What a trainer gives the loop."""
@@ -104,53 +100,6 @@ class RunResult:
 # --------------------------------------------------------------------------- settings
 
 
-def resume_config(config: RunConfig, given: Iterable[str] = ()) -> tuple[RunConfig, dict | None]:
-    """With `config.resume`, the settings saved in OUT/last.pt (but RESUME_MAY_CHANGE taken from `config`) and
-    the state it holds, read once; without, `config` and None.
-
-    `given` names the settings the user set explicitly: one that differs from the saved run is an error,
-    since a resumed run continues the same computation.
-    """
-    if not config.resume:
-        return config, None
-    if not config.out:
-        raise UserError("--resume: give the run folder to continue with --out")
-    last = Path(config.out) / "last.pt"
-    if not last.is_file():
-        raise UserError(f"--resume: {config.out} holds no last.pt to continue; start without --resume")
-    state = _read_last(last)
-    saved = state.get("meta", {}).get("config")
-    names = {f.name for f in fields(config)}
-    if not isinstance(saved, dict) or not set(saved) <= names:
-        raise UserError(f"--resume: {last} was not written by this trainer; choose its own command or another --out")
-    if state.get("kind") != config.kind:
-        raise UserError(f"--resume: {last} holds a {state.get('kind')} run; continue it with b2b-train "
-                        f"{state.get('kind')}")
-    if not all(key in state for key in ("optimizer", "schedule", "rng")):
-        raise UserError(f"--resume: {last} holds weights without their training state; start a new run from them "
-                        f"with --init {last} and another --out")
-    for name in given:
-        if name not in RESUME_MAY_CHANGE and name in saved and saved[name] != getattr(config, name):
-            option = "--" + name.replace("_", "-")
-            raise UserError(
-                f"--resume continues the run in {config.out} with its own settings, and {option} "
-                f"{getattr(config, name)} differs from its {saved[name]}: drop {option} or start a new run elsewhere"
-            )
-    return replace(config, **{k: v for k, v in saved.items() if k not in RESUME_MAY_CHANGE}), state
-
-
-def _read_last(last: Path) -> dict:
-    """A run's last.pt; when it is unreadable (a crash mid-copy, a full disk), what to do instead."""
-    try:
-        return read_checkpoint(last)
-    except UserError as err:
-        best = last.with_name("best.pt")
-        instead = f"start a new run from its best weights with --init {best} and another --out" if best.exists() \
-            else "start the run afresh there"
-        raise UserError(f"{err}; move it aside (mv {last} {last}.bad) and resume is no longer possible: "
-                        f"{instead}") from None
-
-
 def lr_factor(config: RunConfig) -> Callable[[int], float]:
     """The learning rate after `step` steps, as a fraction of --lr."""
     floor = min(config.min_lr / config.lr, 1.0)
@@ -187,6 +136,51 @@ def make_optimizer(parameters: Iterable[nn.Parameter], config: RunConfig, lr: fl
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     return cls(parameters, lr=lr or config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay,
                fused=True)
+
+
+@dataclass
+class Trainee:
+    """A network in training and what moves it: its optimizer, learning-rate schedule and gradient scaler (fp16)."""
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def make(cls, module: nn.Module, config: RunConfig, device: torch.device, lr: float | None = None) -> Trainee:
+        """`module` on `device`, channels-last (the layout oneDNN and cuDNN convolve fastest, and LayerNorm2d's own:
+        about 1.2x here), with its optimizer at `lr` (default --lr) and the run's schedule."""
+        module = module.to(device, memory_format=torch.channels_last)
+        optimizer = make_optimizer(module.parameters(), config, lr)
+        return cls(module, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config)),
+                   torch.amp.GradScaler(device.type, enabled=config.precision == "fp16"))
+
+    def descend(self, loss: torch.Tensor, dist: Dist) -> None:
+        """One step down `loss`: the gradients (scaled in fp16, so that they do not underflow) averaged over the
+        processes, then applied (in fp16 skipped, on every process alike, when one is Inf or NaN); then the
+        schedule's step."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        dist.average_gradients(self.module)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        dist.broadcast(list(self.module.buffers()))  # running statistics, if a network keeps any: rank 0's, as DDP
+        self.schedule.step()
+
+    def state(self, prefix: str = "") -> dict:
+        """The optimizer's, the schedule's and (fp16) the scaler's state, under last.pt's keys."""
+        state = {prefix + "optimizer": self.optimizer.state_dict(), prefix + "schedule": self.schedule.state_dict()}
+        if self.scaler.is_enabled():  # the loss scale and its growth count, so that resume is exact
+            state[prefix + "scaler"] = self.scaler.state_dict()
+        return state
+
+    def load(self, state: dict, prefix: str = "") -> None:
+        """Continue from `state` (as `state` wrote it)."""
+        self.optimizer.load_state_dict(state[prefix + "optimizer"])
+        self.schedule.load_state_dict(state[prefix + "schedule"])
+        if prefix + "scaler" in state:
+            self.scaler.load_state_dict(state[prefix + "scaler"])
 
 
 # --------------------------------------------------------------------------- the loop
@@ -240,8 +234,8 @@ def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     return tensor.to(device, non_blocking=True, memory_format=layout)
 
 
-def _finite(*models: nn.Module | None) -> bool:
-    return all(bool(torch.isfinite(p).all()) for model in models if model is not None for p in model.parameters())
+def _finite(*models: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for model in models for p in model.parameters())
 
 
 @torch.no_grad()
@@ -255,47 +249,6 @@ def _update_average(average: nn.Module, model: nn.Module, decay: float, step: in
         mine.copy_(theirs)
 
 
-RUN_FILES = ("config.json", "metrics.jsonl", "curves.png", "samples")  # what a run writes before its first last.pt
-
-
-def _prepare_out(config: RunConfig) -> tuple[Path, bool]:
-    """The run folder, created (and whether it was created now); a new run never overwrites another one."""
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the run")
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"--out {out}: cannot create the run folder ({err.strerror})") from None
-    return out, created
-
-
-def _check_new_run(out: Path) -> None:
-    """Refuse to start a new run where one is (checked holding the folder's lock)."""
-    last = out / "last.pt"
-    if last.exists():
-        step = _read_last(last).get("meta", {}).get("step", "?")
-        raise UserError(f"--out {out} already holds a run (step {step}): add --resume to continue it, "
-                        "or choose another --out")
-    found = [name for name in RUN_FILES if (out / name).exists()]
-    if found:
-        raise UserError(f"--out {out} holds {', '.join(found)} but no last.pt (files of your own, or a run killed "
-                        "before its first checkpoint): remove them or choose another --out")
-
-
-def _remove_failed_start(out: Path) -> None:
-    """What a new run that failed before its first checkpoint wrote."""
-    if (out / "last.pt").exists():
-        return
-    for name in RUN_FILES:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-
-
 def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterable[str] = ()) -> RunResult:
     """Take the run folder's lock (one writer per folder), read the settings (the saved ones with --resume), join
     the process group (under torchrun), build the task and train it. A new run that fails before its first
@@ -304,7 +257,7 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
         raise UserError("--out: give a run folder")
     dist = distributed.setup(config.device)
     try:
-        out, created = _prepare_out(config)  # every process: a bad folder stops them all, not rank 0 alone
+        out, created = prepare_out(config)  # every process: a bad folder stops them all, not rank 0 alone
         try:
             with Lock(out / ".lock", f"--out {out}") if dist.main else nullcontext():
                 started = False  # until the folder is known to hold nothing of another's, nothing in it is removed
@@ -315,7 +268,7 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
                     for name in ("last.pt", "best.pt"):
                         remove_stale_temporaries(out / name)  # left by a killed run: no live writer holds the lock
                     if state is None:
-                        _check_new_run(out)
+                        check_new_run(out)
                     started = True
                     torch.manual_seed(config.seed)  # the same initial weights on every process
                     task = make_task(config)
@@ -325,7 +278,7 @@ def run(config: RunConfig, make_task: Callable[[RunConfig], Task], given: Iterab
                     return fit(task, config, dist, state)
                 except BaseException:
                     if dist.main and not config.resume and started:
-                        _remove_failed_start(out)
+                        remove_failed_start(out)
                     raise
         except BaseException:
             if dist.main and created:
@@ -342,10 +295,8 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     """Train `task.model` for `config.steps` steps in total, continuing `state` (OUT/last.pt's) when given."""
     out = Path(config.out)
     last, best_path = out / "last.pt", out / "best.pt"
-    # channels-last: the layout oneDNN and cuDNN convolve fastest, and LayerNorm2d's own (about 1.2x here)
-    model = task.model.to(dist.device, memory_format=torch.channels_last)
-    optimizer = make_optimizer(model.parameters(), config)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config))
+    trainee = Trainee.make(task.model, config, dist.device)
+    model = trainee.module
     average = copy.deepcopy(model).requires_grad_(False) if config.ema else None
     evaluated = average if average is not None else model  # what is evaluated and saved as the run's model
     half = autocast_dtype(config.precision, dist.device)
@@ -354,13 +305,10 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
         """The context of the forward passes and losses (backward and the optimizer run outside it)."""
         return torch.autocast(dist.device.type, dtype=half, enabled=half is not None)
 
-    scaler = torch.amp.GradScaler(dist.device.type, enabled=config.precision == "fp16")
     critic = getattr(task, "critic", None)
     if critic is not None:
-        critic = critic.to(dist.device, memory_format=torch.channels_last)
-        critic_optimizer = make_optimizer(critic.parameters(), config, task.critic_lr)
-        critic_schedule = torch.optim.lr_scheduler.LambdaLR(critic_optimizer, lr_factor(config))
-        critic_scaler = torch.amp.GradScaler(dist.device.type, enabled=config.precision == "fp16")
+        critic = Trainee.make(critic, config, dist.device, task.critic_lr)
+    networks = [model] + ([critic.module] if critic is not None else [])
     start, metrics, best = 0, {}, {}
     if state is not None:
         world = state["meta"].get("world", 1)
@@ -370,21 +318,14 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
         model.load_state_dict(state["train_state_dict"] if average is not None else state["state_dict"])
         if average is not None:
             average.load_state_dict(state["state_dict"])
+        trainee.load(state)
         if critic is not None:
-            critic.load_state_dict(state["critic"])
-            critic_optimizer.load_state_dict(state["critic_optimizer"])
-            critic_schedule.load_state_dict(state["critic_schedule"])
-            if "critic_scaler" in state:
-                critic_scaler.load_state_dict(state["critic_scaler"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        if "scaler" in state:  # fp16 runs: the loss scale and its growth count, so that resume is exact
-            scaler.load_state_dict(state["scaler"])
+            critic.module.load_state_dict(state["critic"])
+            critic.load(state, "critic_")
         _set_rng_state(state["rng"], dist.device)
         start, metrics, best = state["meta"]["step"], state["meta"]["metrics"], state["meta"]["best"]
-    for module in (model, critic, average):  # every process starts from rank 0's copy
-        if module is not None:
-            dist.broadcast(list(module.parameters()) + list(module.buffers()))
+    for module in networks + ([average] if average is not None else []):  # every process starts from rank 0's copy
+        dist.broadcast(list(module.parameters()) + list(module.buffers()))
     resumed = state is not None
     records = MetricsLog(out / "metrics.jsonl", resume_from=start if resumed else None) if dist.main else None
     saved_step = start if resumed else None  # the step last.pt holds: the last good checkpoint
@@ -392,18 +333,13 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     def save(step: int) -> None:
         meta = {"step": step, "steps": config.steps, "world": dist.world, "config": asdict(config),
                 "metrics": metrics, "best": best}
-        extra = {}
+        extra = trainee.state()
         if average is not None:
             extra["train_state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        if scaler.is_enabled():
-            extra["scaler"] = scaler.state_dict()
         if critic is not None:
-            extra.update(critic={k: v.detach().cpu() for k, v in critic.state_dict().items()},
-                         critic_optimizer=critic_optimizer.state_dict(), critic_schedule=critic_schedule.state_dict())
-            if critic_scaler.is_enabled():
-                extra["critic_scaler"] = critic_scaler.state_dict()
-        save_checkpoint(last, evaluated, task.kind, meta=meta, optimizer=optimizer.state_dict(),
-                        schedule=schedule.state_dict(), rng=_rng_state(dist.device), **extra)
+            extra.update(critic.state("critic_"),
+                         critic={k: v.detach().cpu() for k, v in critic.module.state_dict().items()})
+        save_checkpoint(last, evaluated, task.kind, meta=meta, rng=_rng_state(dist.device), **extra)
 
     def evaluate(step: int) -> None:
         nonlocal metrics, best
@@ -446,16 +382,14 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
                 figures = {}
                 if critic is not None:  # the critic first, against the model as it stands
                     with forward():
-                        critic_loss, figures = task.critic_loss(critic, model, batch)
+                        critic_loss, figures = task.critic_loss(critic.module, model, batch)
                     _check_finite(dist, critic_loss, figures, step, last, saved_step, config)
-                    _descend(critic_loss, critic, critic_optimizer, critic_scaler, dist)
-                    critic_schedule.step()
+                    critic.descend(critic_loss, dist)
                 with forward():
                     loss, model_figures = task.loss(model, batch)
                 figures.update(model_figures)
                 stopping = _check_finite(dist, loss, figures, step, last, saved_step, config, stop["by"] is not None)
-                _descend(loss, model, optimizer, scaler, dist)
-                schedule.step()
+                trainee.descend(loss, dist)
                 if average is not None:
                     _update_average(average, model, config.ema, step)
                 for key, value in figures.items():
@@ -465,14 +399,14 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
                 if dist.main and (step % config.log_every == 0 or step == config.steps):
                     now = time.perf_counter()
                     shown = {k: float(v) / window for k, v in sums.items()}
-                    records.write(step, {**shown, "lr": schedule.get_last_lr()[0],
+                    records.write(step, {**shown, "lr": trainee.schedule.get_last_lr()[0],
                                          "steps_per_s": window / max(now - tick, 1e-9)})
                     bar.set_postfix({**{k: f"{v:.4g}" for k, v in shown.items()},
-                                     "lr": f"{schedule.get_last_lr()[0]:.1e}"}, refresh=False)
+                                     "lr": f"{trainee.schedule.get_last_lr()[0]:.1e}"}, refresh=False)
                     sums, window, tick = {}, 0, now
                 due = step % config.eval_every == 0 or step == config.steps
                 if due or stopping:
-                    if not _finite(model, critic):  # checked by every process: their weights are the same
+                    if not _finite(*networks):  # checked by every process: their weights are the same
                         raise UserError(_diverged(step, "the weights hold NaN or Inf", last, saved_step, config))
                     if dist.main:
                         if due:
@@ -492,18 +426,6 @@ def fit(task: Task, config: RunConfig, dist: Dist = Dist(), state: dict | None =
     stopped_by = (stop["by"] or "SIGTERM") if stopping and step < config.steps else None  # signalled: any process
     return RunResult(last, best_path if best_path.exists() else None, step, config.steps, metrics, stopped_by,
                      dist.main)
-
-
-def _descend(loss: torch.Tensor, module: nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-             dist: Dist) -> None:
-    """One step of `optimizer` down `loss`: the gradients (scaled in fp16, so that they do not underflow) averaged
-    over the processes, then applied (in fp16 skipped, on every process alike, when one is Inf or NaN)."""
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    dist.average_gradients(module)
-    scaler.step(optimizer)
-    scaler.update()
-    dist.broadcast(list(module.buffers()))  # running statistics, if a network keeps any: rank 0's, as DDP does
 
 
 def _check_finite(dist: Dist, loss: torch.Tensor, figures: dict[str, torch.Tensor], step: int, last: Path,

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from blur2blur.images import write_atomic
+from blur2blur.files.atomic import write_atomic
 
 
 class MetricsLog:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from blur2blur.cache import user_cache_dir
 from blur2blur.errors import UserError
+from blur2blur.files.cache import user_cache_dir
 
 
 @dataclass(frozen=True)

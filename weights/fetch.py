@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from blur2blur.errors import UserError, os_error_line
-from blur2blur.locks import Lock, beside
+from blur2blur.files.locks import Lock, beside
 from blur2blur.weights import OfficialWeights, official_path, offline_advice
 
 log = logging.getLogger(__name__)

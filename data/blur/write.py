@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +20,8 @@ from tqdm import tqdm
 
 from blur2blur.data.blur.domains import get_domain
 from blur2blur.errors import UserError
-from blur2blur.images import temporary, to_bgr8, video_frame_count, write_atomic, write_atomic_png
+from blur2blur.files.atomic import FOURCC, AtomicVideo, write_atomic, write_atomic_png
+from blur2blur.images import to_bgr8
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,6 @@ def _pan_zoom_frame(source: np.ndarray, t: float, path: dict[str, float], out_w:
                           borderMode=cv2.BORDER_REFLECT101)
 
 
-def _open_writer(path: Path, fps: float, width: int, height: int) -> tuple[cv2.VideoWriter, Path]:
-    tmp = temporary(path)  # same suffix: it picks the container
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (width, height))
-    if not writer.isOpened():
-        raise UserError(f"cannot write video {path}: OpenCV has no mp4v writer for {path.suffix!r} files")
-    return writer, tmp
-
-
 def synthesize_video(
     domain: str,
     sharp_images: Sequence[np.ndarray],
@@ -232,30 +224,28 @@ def synthesize_video(
         except OSError as err:
             why = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else err.strerror
             raise UserError(f"cannot write video {output}: cannot create the folder {output.parent} ({why})") from None
-    writers = [_open_writer(output, fps, width, height) for output in outputs]
+    videos: list[AtomicVideo] = []
     try:
+        for output in outputs:
+            videos.append(AtomicVideo(output, fps, (width, height)))
+            if not videos[-1].opened:
+                raise UserError(f"cannot write video {output}: OpenCV has no {FOURCC} writer for {output.suffix!r} files")
         for index in tqdm(range(frames), desc=f"video {blur_domain.name}", unit="frame"):
             t = index / max(frames - 1, 1)
             view = _pan_zoom_frame(source, t, path, view_w, view_h)
             sharp, blurry = blur_domain.make_pair(view, np.random.default_rng([seed, index]))
-            writers[0][0].write(blurry)
-            if len(writers) > 1:
-                writers[1][0].write(sharp)
+            for video, frame in zip(videos, (blurry, sharp)):
+                video.write(frame)
+        broken = [video.path for video in videos if video.finish() != frames]
+        if broken:
+            raise UserError(f"cannot write video {broken[0]}: it did not write completely (is the disk full?); "
+                            "nothing was replaced")
     except BaseException:
-        for writer, tmp in writers:
-            writer.release()
-            tmp.unlink(missing_ok=True)
+        for video in videos:
+            video.discard()
         raise
-    for writer, _ in writers:
-        writer.release()
-    broken = [final for (_, tmp), final in zip(writers, outputs) if video_frame_count(tmp) != frames]
-    if broken:
-        for _, tmp in writers:
-            tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write video {broken[0]}: it did not write completely (is the disk full?); "
-                        "nothing was replaced")
-    for (_, tmp), final in zip(writers, outputs):
-        os.replace(tmp, final)
+    for video in videos:
+        video.commit()
     return {"path": str(out_path), "sharp_path": None if sharp_out is None else str(sharp_out),
             "domain": blur_domain.name, "frames": int(frames), "width": int(width), "height": int(height),
             "fps": float(fps), "seed": int(seed)}
