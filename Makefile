@@ -115,6 +115,7 @@ photos:
 		echo "make starter trains on Debian's photographs: run  sudo apt-get install -y $(PHOTO_PACKAGES)"; exit 1; fi
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 # On a machine with an NVIDIA GPU: TensorRT's tests, an FP16 engine of a NAFNet-w32 bundle verified against ONNX

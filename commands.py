@@ -22,6 +22,7 @@ def run_cli(command: click.Command, argv: list[str] | None = None,
     A first word naming one of `subcommands` (`b2b-export inspect ...`) runs that command instead.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    line = " ".join([command.name or "", *argv])
     debug = "--debug" in argv
     if debug:
         argv.remove("--debug")
@@ -32,7 +33,7 @@ def run_cli(command: click.Command, argv: list[str] | None = None,
     os.environ.setdefault("OPENCV_LOG_LEVEL", "WARNING" if debug else "OFF")
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "24" if debug else "-8")  # FFmpeg's own: warnings, or quiet
     try:
-        command.main(args=argv, prog_name=command.name, standalone_mode=False)
+        command.main(args=argv, prog_name=command.name, standalone_mode=False, obj={"command_line": line})
     except click.ClickException as err:  # a bad option or argument: one line too, pointing at --help
         print(f"error: {' '.join(err.format_message().split())} (see {command.name} --help)", file=sys.stderr)
         sys.exit(err.exit_code)
@@ -52,8 +53,16 @@ def run_cli(command: click.Command, argv: list[str] | None = None,
     except Exception as err:  # a bug, not bad input: still one line unless asked for more
         if debug:
             raise
-        print(f"error: {type(err).__name__}: {one_line(err)} (run again with --debug for the traceback)", file=sys.stderr)
+        print(f"error: {type(err).__name__}: {one_line(err)} (run again with --debug for the traceback)",
+              file=sys.stderr)
         sys.exit(1)
+
+
+def command_line() -> str:
+    """The command line the running command was given, as `run_cli` received it (for the pages it writes)."""
+    context = click.get_current_context(silent=True)
+    obj = context.find_root().obj if context is not None else None
+    return obj.get("command_line", "") if isinstance(obj, dict) else ""
 
 
 class CheckpointParam(click.ParamType):

@@ -94,14 +94,15 @@ def candidate_rules() -> list[Rule]:
 
 def measure(rule: Rule, runs: dict[str, list[Evaluation]]) -> dict:
     harmed, close, gains, correlations = 0, 0, [], []
-    for evaluations in runs.values():
-        kept = rule.pick(evaluations)
-        alone = evaluations[0]["val_psnr"]
-        best = max(e["val_psnr"] for e in evaluations)
+    for run_evaluations in runs.values():
+        kept = rule.pick(run_evaluations)
+        alone = run_evaluations[0]["val_psnr"]
+        best = max(e["val_psnr"] for e in run_evaluations)
         harmed += kept["val_psnr"] < alone - 0.1
         close += kept["val_psnr"] >= best - 0.3
         gains.append(kept["val_psnr"] - alone)
-        correlations.append(spearman([rule.score(e) for e in evaluations], [e["val_psnr"] for e in evaluations]))
+        correlations.append(spearman([rule.score(e) for e in run_evaluations],
+                                     [e["val_psnr"] for e in run_evaluations]))
     return {"harm": harmed, "close": close, "cameras": len(runs), "gain": float(np.mean(gains)),
             "corr": float(np.mean(correlations))}
 

@@ -174,7 +174,8 @@ def latency(bundle: Path, work: Path, seconds: float) -> dict | str:
     report = json.loads(stats.read_text())
     if not lags:
         return "no stamped frame reached the page"
-    return {"frames_seen": len(lags), "p50_ms": float(np.percentile(lags, 50)), "p95_ms": float(np.percentile(lags, 95)),
+    return {"frames_seen": len(lags), "p50_ms": float(np.percentile(lags, 50)),
+            "p95_ms": float(np.percentile(lags, 95)),
             "run_latency_p50_ms": report["stages"]["latency"]["p50_ms"], "run_fps": report["fps"],
             "dropped": report["dropped"]}
 
@@ -208,7 +209,8 @@ def main() -> None:
     if isinstance(lag, str):
         print(f"not measured: {lag}")
     else:
-        print(f"{lag['frames_seen']} frames seen in the page over {args.latency_seconds:.0f} s: p50 {lag['p50_ms']:.0f} ms, "
+        print(f"{lag['frames_seen']} frames seen in the page over {args.latency_seconds:.0f} s: "
+              f"p50 {lag['p50_ms']:.0f} ms, "
               f"p95 {lag['p95_ms']:.0f} ms; the run's own capture-to-written p50 {lag['run_latency_p50_ms']:.0f} ms "
               f"at {lag['run_fps']:.2f} frames/s ({lag['dropped']} source frames dropped, as a live source should)")
 

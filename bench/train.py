@@ -93,9 +93,9 @@ def main() -> None:
     if "deblurrer" not in skip:
         shutil.rmtree(work / "deblurrer", ignore_errors=True)
         start = time.perf_counter()
-        result = train_deblurrer(DeblurrerConfig(pairs=str(work / "known"), out=str(work / "deblurrer"), steps=args.steps,
-                                                 batch=args.batch, crop=args.crop, lr=args.lr, warmup=args.warmup,
-                                                 eval_every=max(1, args.steps // 6)))
+        result = train_deblurrer(DeblurrerConfig(pairs=str(work / "known"), out=str(work / "deblurrer"),
+                                                 steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
+                                                 warmup=args.warmup, eval_every=max(1, args.steps // 6)))
         minutes = (time.perf_counter() - start) / 60
         model = load_checkpoint(result.last, "deblurrer")[0]
         rows = [(f"{len(test)} pairs of 128 x 128 from {args.test_sharp}", evaluate_deblurrer(model, test, 0)),

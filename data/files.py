@@ -94,7 +94,8 @@ def holds_images(folder: Path) -> bool:
 
 def check_all(items: Sequence, check: Callable[[object], bool], what: str) -> list[bool]:
     """check(item) for every item on a few threads (OpenCV decodes without the GIL), in order."""
-    bar = tqdm(total=len(items), desc=what, unit="file", leave=False, disable=True if len(items) < _PROGRESS_FROM else None)
+    bar = tqdm(total=len(items), desc=what, unit="file", leave=False,
+               disable=True if len(items) < _PROGRESS_FROM else None)
     with ThreadPoolExecutor(_WORKERS) as pool:
         results = []
         for good in pool.map(check, items):

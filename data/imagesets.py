@@ -227,7 +227,8 @@ def open_images(spec: str, *, option: str = "--images", frame_step: int = 1, val
             elif is_image(path):
                 images = ImageSet.from_files([path], str(path))
             else:
-                raise UserError(f"{parsed.path}: neither an image ({LOOKED_FOR}) nor a video ({', '.join(VIDEO_SUFFIXES)})")
+                raise UserError(f"{parsed.path}: neither an image ({LOOKED_FOR}) "
+                                f"nor a video ({', '.join(VIDEO_SUFFIXES)})")
         else:
             images = ImageSet.from_folder(path, step)
             if not images.items:

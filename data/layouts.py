@@ -41,7 +41,8 @@ def _gopro_split_dir(root: Path, split: str) -> Path:
 
 
 def gopro(root: str | Path, split: str = "train", gamma: bool = False) -> PairedSet:
-    """GoPro: `{split}/<seq>/{blur,blur_gamma,sharp}/*.png` named `<seq>/<frame>`, or flattened `{split}/{blur,sharp}/`."""
+    """GoPro: `{split}/<seq>/{blur,blur_gamma,sharp}/*.png` named `<seq>/<frame>`,
+    or flattened `{split}/{blur,sharp}/`."""
     path = existing_dir(root)
     split_dir = _gopro_split_dir(path, split)
     blur_name = "blur_gamma" if gamma else "blur"
@@ -82,7 +83,8 @@ def reds(root: str | Path, split: str = "train") -> PairedSet:
     path = existing_dir(root)
     blur_dir, sharp_dir = _find_dir(path, f"{split}_blur"), _find_dir(path, f"{split}_sharp")
     if blur_dir is None or sharp_dir is None:
-        missing = " and ".join(n for n, d in ((f"{split}_blur/", blur_dir), (f"{split}_sharp/", sharp_dir)) if d is None)
+        missing = " and ".join(n for n, d in ((f"{split}_blur/", blur_dir), (f"{split}_sharp/", sharp_dir))
+                               if d is None)
         raise UserError(
             f"{root}: no {missing} folder (REDS layout: {split}_blur/<seq>/<frame>.png; other splits: ?split=val)"
         )
@@ -175,7 +177,8 @@ def blur2blur_layout(root: str | Path) -> Blur2BlurLayout:
     base = _b2b_root(path)
     if base is None:
         raise UserError(
-            f"{root}: expected Blur2Blur folders trainA/ (unknown blurry), trainB/, trainC/ + trainD/ (known pairs), testA/"
+            f"{root}: expected Blur2Blur folders trainA/ (unknown blurry), trainB/, "
+            f"trainC/ + trainD/ (known pairs), testA/"
         )
 
     def images(name: str) -> ImageSet | None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 
 import click
 
-from blur2blur.commands import CHECKPOINT, CONTEXT, run_cli
+from blur2blur.commands import CHECKPOINT, CONTEXT, command_line, run_cli
 from blur2blur.errors import UserError
 from blur2blur.runtime.bundle import read_meta
 
@@ -91,7 +90,7 @@ def _report(table: str, count: int, grid: str | None, json_file, result: dict, r
     if report:
         from blur2blur.evaluate.report import build_report
 
-        index = build_report(report, " ".join(["b2b-eval", *sys.argv[1:]]), result, grid, checkpoints)
+        index = build_report(report, command_line(), result, grid, checkpoints)
         click.echo(f"wrote {index}")
 
 
@@ -154,9 +153,7 @@ def deblur_command(bundle, deblurrer, converter, backend, precision, no_verify, 
         grid_dir = _grid_for_report(grid, report, outer)
         with ExitStack() as stack:
             grids = stack.enter_context(grid_folder(grid_dir))
-            restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
-            for restorer in restorers:
-                stack.callback(restorer.close)
+            restorers = open_restorers(stack, bundle, deblurrer, converter, backend, precision, not no_verify)
             result = evaluate_deblur(source, restorers, limit, grids, pairs)
         _report(format_deblur_table(result, per_image=not mean_only), result["evaluated"], grid_dir, json_file, result,
                 report, _checkpoints(bundle, deblurrer, converter), grid_given=bool(grid))
@@ -207,8 +204,8 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
         if keypoints or images or domain or grid or report or draws != 1:
             raise UserError("--video takes the footage as it is: drop --keypoints, --images, --domain, --draws, --grid "
                             "and --report")
-        return _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify, json_file, video, max_frames,
-                               hand_model)
+        return _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify, json_file, video,
+                               max_frames, hand_model)
     if not domain:
         raise UserError("--domain: required with photos (the blur to put on them); see b2b-train synth --help")
     try:
@@ -223,9 +220,7 @@ def handpose_command(bundle, deblurrer, converter, backend, precision, no_verify
             most = max(len(photo.hands) for photo in photos)  # annotated hands in one photo; at least the app's 2
             detector = HandPose(hand_model, num_hands=max(2, most), video=False, quiet=True)  # fails at once
             stack.callback(detector.close)
-            restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
-            for restorer in restorers:
-                stack.callback(restorer.close)
+            restorers = open_restorers(stack, bundle, deblurrer, converter, backend, precision, not no_verify)
             result = evaluate_handpose(photos, blur, restorers, detector, seed, grids, draws)
         _report(format_handpose_table(result), len(result["images"]), grid_dir, json_file, result, report,
                 _checkpoints(bundle, deblurrer, converter), grid_given=bool(grid))
@@ -242,9 +237,7 @@ def _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify,
     with ExitStack() as stack:
         source = open_video(video)
         stack.callback(source.close)
-        restorers = open_restorers(bundle, deblurrer, converter, backend, precision, not no_verify)
-        for restorer in restorers:
-            stack.callback(restorer.close)
+        restorers = open_restorers(stack, bundle, deblurrer, converter, backend, precision, not no_verify)
         result = evaluate_handpose_video(source, restorers, lambda: HandPose(hand_model, quiet=True), max_frames)
     _report(format_video_table(result), result["frames"], None, json_file, result)
 

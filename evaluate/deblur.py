@@ -71,7 +71,8 @@ def format_deblur_table(result: dict, per_image: bool = True) -> str:
     if "deblurrer" in mean:
         notes.append(f"deblurrer alone vs blurry input: {mean['deblurrer']['psnr'] - mean['blurry']['psnr']:+.2f} dB")
     if "converter" in mean and "deblurrer" in mean:
-        notes.append(f"with converter vs deblurrer alone: {mean['converter']['psnr'] - mean['deblurrer']['psnr']:+.2f} dB")
+        notes.append(f"with converter vs deblurrer alone: "
+                     f"{mean['converter']['psnr'] - mean['deblurrer']['psnr']:+.2f} dB")
     warning = restoration_warning(result)
     if warning:
         notes.append(warning)

@@ -8,6 +8,7 @@ a bundle that does not record what it was exported from is just `bundle`.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -31,17 +32,20 @@ class Restorer:
     close: Callable[[], None] = lambda: None
 
 
-def open_restorers(bundle: str | None = None, deblurrer: str | None = None, converter: str | None = None,
-                   backend: str = "auto", precision: str = "auto", verify: bool = True) -> list[Restorer]:
-    """The deblurrer alone and, when there is a converter, the deblurrer after it.
+def open_restorers(stack: ExitStack, bundle: str | None = None, deblurrer: str | None = None,
+                   converter: str | None = None, backend: str = "auto", precision: str = "auto",
+                   verify: bool = True) -> list[Restorer]:
+    """The deblurrer alone and, when there is a converter, the deblurrer after it, each closed with `stack`.
 
     With a bundle, its own graph (in the runtime's engine) is the last of them; the deblurrer alone of a bundle
     with a converter comes from the deblurrer checkpoint the bundle was exported from, when it is still there.
     """
     check_model_options(bundle, deblurrer, converter)
-    if deblurrer:
-        return torch_restorers(deblurrer, converter)
-    return bundle_restorers(bundle, backend, precision, verify)
+    restorers = torch_restorers(deblurrer, converter) if deblurrer else bundle_restorers(bundle, backend, precision,
+                                                                                         verify)
+    for restorer in restorers:
+        stack.callback(restorer.close)
+    return restorers
 
 
 def check_model_options(bundle: str | None, deblurrer: str | None, converter: str | None) -> None:

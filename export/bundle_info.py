@@ -24,14 +24,16 @@ def describe(folder: str | Path) -> tuple[str, list[str]]:
              + f"{exporter.get('name', 'b2b-export')} {exporter.get('version', '?')}"]
     for role in ("input", "output"):
         io = meta.get(role, {})
-        lines.append(f"{role:<7}{io.get('name', '?')}: {io.get('dtype', '?')} {io.get('layout', '?')} {io.get('color', '')}")
+        lines.append(f"{role:<7}{io.get('name', '?')}: {io.get('dtype', '?')} {io.get('layout', '?')} "
+                     f"{io.get('color', '')}")
     shapes = meta.get("shapes")
     if shapes:
         lines.append("shapes  " + ", ".join(f"{k} {_shape(shapes[k])}" for k in ("min", "opt", "max") if k in shapes))
     lines.append(f"precision {meta.get('precision', '?')} (graphs: {', '.join(meta.get('precisions', []))}; "
                  f"opset {meta.get('opset', '?')})")
     for role, source in meta.get("sources", {}).items():
-        lines.append(f"source  {role}: {source.get('arch')} from {source.get('path')} (sha256 {source.get('sha256', '')[:16]})")
+        lines.append(f"source  {role}: {source.get('arch')} from {source.get('path')} "
+                     f"(sha256 {source.get('sha256', '')[:16]})")
     lines += _verification_lines(meta.get("verification", {}))
     engine = meta.get("tensorrt", {})
     if engine.get("built"):

@@ -26,12 +26,13 @@ from blur2blur.errors import UserError
 @click.option("--max-shape", metavar="HxW", help="Largest frame.  [default: 1080x1920]")
 @click.option("--batch", default=1, show_default=True, type=int,
               help="Largest batch of frames, also the batch TensorRT tunes for (batches run from 1 to it).")
-@click.option("--no-engine", is_flag=True, help="Do not build a TensorRT engine even where TensorRT and a GPU are present.")
+@click.option("--no-engine", is_flag=True,
+              help="Do not build a TensorRT engine even where TensorRT and a GPU are present.")
 @click.option("--workspace", default=2.0, show_default=True, type=click.FloatRange(min=0.0625),
               help="TensorRT builder workspace limit, GiB.")
 @click.option("--force", is_flag=True, help="Replace an existing bundle.")
-def export_command(deblurrer, converter, out, fp16, tlc, height, width, min_shape, opt_shape, max_shape, batch, no_engine,
-                   workspace, force):
+def export_command(deblurrer, converter, out, fp16, tlc, height, width, min_shape, opt_shape, max_shape, batch,
+                   no_engine, workspace, force):
     """Export the fused graph (uint8 N x H x W x 3 BGR in and out) and verify it in ONNX Runtime.
 
     \b

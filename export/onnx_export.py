@@ -129,7 +129,8 @@ def prepare_out(out: Path, force: bool) -> Path:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         for stale in [*out.parent.glob(f".{glob.escape(out.name)}.partial-*"),
-                      *out.parent.glob(f".{glob.escape(out.name)}.old-*")]:  # left by a killed export (we hold the lock)
+                      *out.parent.glob(f".{glob.escape(out.name)}.old-*")]:
+            # left by a killed export (we hold the lock)
             shutil.rmtree(stale, ignore_errors=True)
         staging = out.parent / f".{out.name}.partial-{os.getpid()}"
         staging.mkdir()

@@ -20,7 +20,8 @@ def shape_bounds(height: int | None = None, width: int | None = None, min_shape:
     """Bounds from the command line: --height/--width fix one shape; --min/--opt/--max-shape a range.
 
     Missing range ends take the defaults (min 32x32, opt 720x1280, max 1080x1920), widened to hold the
-    shapes given; a missing opt is the default moved into the range. Raises UserError for values that are not positive, out of range or unordered.
+    shapes given; a missing opt is the default moved into the range. Raises UserError for values that are
+    not positive, out of range or unordered.
     """
     fixed = height is not None or width is not None
     ranged = any(v is not None for v in (min_shape, opt_shape, max_shape))

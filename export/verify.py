@@ -100,7 +100,8 @@ def verify_fp32(model: torch.nn.Module, onnx_path: Path, bounds: ShapeBounds) ->
     worst = {"max_abs_error": max(f["max_abs_error"] for f in figures), "psnr_db": min(f["psnr_db"] for f in figures)}
     log.debug("FP32 graph vs PyTorch: max error %d grey levels, PSNR %.1f dB", worst["max_abs_error"], worst["psnr_db"])
     if worst["max_abs_error"] > FP32_MAX_ERROR or worst["psnr_db"] < FP32_MIN_PSNR:
-        raise UserError(f"verification failed: {onnx_path.name} differs from PyTorch by {worst['max_abs_error']} grey levels, "
+        raise UserError(f"verification failed: {onnx_path.name} differs from PyTorch by "
+                        f"{worst['max_abs_error']} grey levels, "
                         f"{worst['psnr_db']:.1f} dB (limits {FP32_MAX_ERROR}, {FP32_MIN_PSNR} dB); nothing was written")
     return {**worst, "sizes": figures}
 

@@ -99,7 +99,8 @@ class KernelExtractor(nn.Module):
         self.code_dim, self.kernel_size = code_dim, kernel_size
         nf = features
         self.energies = FilterEnergies(nf, front_blocks)
-        self.to_code = nn.Sequential(nn.Linear(3 * nf, 2 * code_dim), nn.LeakyReLU(0.1), nn.Linear(2 * code_dim, code_dim))
+        self.to_code = nn.Sequential(nn.Linear(3 * nf, 2 * code_dim), nn.LeakyReLU(0.1),
+                                     nn.Linear(2 * code_dim, code_dim))
         self.to_kernel = nn.Linear(code_dim, kernel_size * kernel_size)
         nn.init.zeros_(self.to_kernel.weight)  # the first kernel is a uniform box; training shapes it
         nn.init.zeros_(self.to_kernel.bias)

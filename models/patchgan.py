@@ -24,7 +24,8 @@ class PatchGAN(nn.Module):
     least ``min_size`` pixels per side.
     """
 
-    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3,
+                 norm: str = "instance") -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"PatchGAN needs n_layers >= 1, got {n_layers}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -13,7 +14,6 @@ from blur2blur.commands import CONTEXT, run_cli
 from blur2blur.errors import UserError
 
 log = logging.getLogger("blur2blur")
-
 
 
 @click.command(name="b2b-run", context_settings=CONTEXT)
@@ -114,49 +114,38 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     stats_path = writable_file(stats, "--stats") if stats else None
     records_path = writable_file(records, "--records") if records else None
     frame_size = parse_frame_size(size, "--size") if size else None
-    source = open_source(camera, video, images, url, frame_size, fps, camera_format, loop, reconnect)
-    opened = [source]  # closed here if the run cannot start; once it runs, the pipeline closes source and app
-    sinks = []
-    try:
-        if output:
-            sinks.append(open_output(output, source.fps))
-            opened.append(Discard(sinks[0]))
-        if not headless and display_available():
-            sinks.append(WindowSink())
-        app = load_app(app_name, hand_model=hand_model)
-        opened.append(app)
-        if records and not getattr(app, "emits_records", True):
-            raise UserError(f"--records: the {app_name} app emits no records (--app handpose does)")
-        engine = open_engine(loaded, backend, precision)
-        opened.append(engine)
-        log.info("backend: %s (%s)", engine.name, engine.why)  # the run's first line: what restores its frames
-    except BaseException:
-        for part in opened:
-            part.close()
-        raise
-    if not sinks and not records and not stats:
-        log.info("no --output, --records or --stats and no window: frames are restored and discarded")
-    log.info("%s %s -> %s -> %s", source.kind, source.spec, engine.name, app_name)
-    live = None
-    if serve:
-        try:
-            live = LiveView(serve, serve_token, {"bundle": str(bundle), "app": app_name, "backend": engine.name})
-        except BaseException:
-            for part in opened:
-                part.close()
-            raise
-        log.info("live view: open %s", live.url)
+    with ExitStack() as held:  # the engine and the live view: closed when the run ends, however it ends
+        with ExitStack() as setup:  # the source, the sinks and the app: closed here only if the run cannot start
+            source = open_source(camera, video, images, url, frame_size, fps, camera_format, loop, reconnect)
+            setup.callback(source.close)
+            sinks = []
+            if output:
+                sinks.append(open_output(output, source.fps))
+                setup.callback(sinks[0].close, complete=False)  # a run that could not start leaves nothing
+            if not headless and display_available():
+                sinks.append(WindowSink())
+            app = load_app(app_name, hand_model=hand_model)
+            setup.callback(app.close)
+            if records and not getattr(app, "emits_records", True):
+                raise UserError(f"--records: the {app_name} app emits no records (--app handpose does)")
+            engine = open_engine(loaded, backend, precision)
+            held.callback(engine.close)
+            log.info("backend: %s (%s)", engine.name, engine.why)  # the run's first line: what restores its frames
+            if not sinks and not records and not stats:
+                log.info("no --output, --records or --stats and no window: frames are restored and discarded")
+            log.info("%s %s -> %s -> %s", source.kind, source.spec, engine.name, app_name)
+            live = None
+            if serve:
+                live = LiveView(serve, serve_token, {"bundle": str(bundle), "app": app_name, "backend": engine.name})
+                held.callback(live.close)
+                log.info("live view: open %s", live.url)
+            setup.pop_all()  # from here on, the pipeline closes them
 
-    def write_stats(report: dict, running: bool = True) -> None:
-        write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
+        def write_stats(report: dict, running: bool = True) -> None:
+            write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
 
-    try:
         report = pipeline.run(source, engine, app, sinks, records_path, max_frames, batch=batch, bounds=bounds,
                               side_by_side=side_by_side, stats_every=stats_every, on_stats=write_stats, live=live)
-    finally:
-        engine.close()
-        if live is not None:
-            live.close()
     click.echo(pipeline.format_report(report))
     if stats_path:
         write_stats(report, running=False)
@@ -178,16 +167,6 @@ def fetch_command(out, force):
 
     path, origin = fetch_hand_model(out, force)
     click.echo(f"hand model {path}: {origin}")
-
-
-class Discard:
-    """Closes a sink as incomplete: what a run that could not start leaves (nothing, its lock included)."""
-
-    def __init__(self, sink) -> None:
-        self.sink = sink
-
-    def close(self) -> None:
-        self.sink.close(complete=False)
 
 
 def main(argv: list[str] | None = None) -> None:

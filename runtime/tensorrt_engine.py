@@ -71,7 +71,8 @@ class _Pending:
 
 
 class TensorRTEngine:
-    """The bundle's engine for this GPU (built and cached by blur2blur.runtime.tensorrt_build), one execution context."""
+    """The bundle's engine for this GPU (built and cached by blur2blur.runtime.tensorrt_build),
+    one execution context."""
 
     depth = SLOTS
     why = ""  # set by open_engine

@@ -44,7 +44,8 @@ def test_inspect_prints_shapes_precision_figures_sizes_and_intact_files(exported
 
 
 def test_inspect_needs_no_torch(exported):
-    code = f"import sys; sys.modules['torch'] = None\nfrom blur2blur.export.cli import main\nmain(['inspect', {str(exported)!r}])\n"
+    code = (f"import sys; sys.modules['torch'] = None\nfrom blur2blur.export.cli import main\n"
+            f"main(['inspect', {str(exported)!r}])\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "sha256 ok" in result.stdout

@@ -207,9 +207,9 @@ def b2b_train(*args: str) -> subprocess.CompletedProcess:
 def test_cli_from_a_video_without_pairs_keeps_best_by_the_no_reference_score(camera, tmp_path):
     out = tmp_path / "run"
     write_video(tmp_path / "blurry.mp4", frames=8, width=128, height=96)
-    result = b2b_train("--blurry", str(tmp_path / "blurry.mp4"), "--sharp", camera["sharp"], "--known", camera["known_pairs"],
-                       "--deblurrer", camera["deblurrer"], "--out", str(out), "--steps", "4", "--batch", "2",
-                       "--eval-every", "2", "--val-count", "2")
+    result = b2b_train("--blurry", str(tmp_path / "blurry.mp4"), "--sharp", camera["sharp"],
+                       "--known", camera["known_pairs"], "--deblurrer", camera["deblurrer"], "--out", str(out),
+                       "--steps", "4", "--batch", "2", "--eval-every", "2", "--val-count", "2")
     assert result.returncode == 0, result.stderr
     assert "the naive baseline" in result.stderr  # real known pairs and no --kernel: said in one line
     evaluations = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

@@ -174,7 +174,8 @@ def _gopro_tree(root: Path) -> None:
 def test_gopro_reads_sequences_with_blur_not_blur_gamma_by_default(tmp_path):
     _gopro_tree(tmp_path)
     train = gopro(tmp_path)
-    assert train.names == ["GOPR0372_07_00/000001", "GOPR0372_07_00/000002", "GOPR0374_11_00/000001", "GOPR0374_11_00/000002"]
+    assert train.names == ["GOPR0372_07_00/000001", "GOPR0372_07_00/000002",
+                           "GOPR0374_11_00/000001", "GOPR0374_11_00/000002"]
     assert all(p.blur_path.parent.name == "blur" for p in train.pairs)
     gamma = gopro(tmp_path / "GOPRO_Large", "test", gamma=True)
     assert gamma.names == ["GOPR0384_11_00/000001", "GOPR0384_11_00/000002"]

@@ -34,7 +34,8 @@ def pairs(tmp_path_factory):
 
 
 def test_each_column_per_pair_and_the_mean_with_grids_and_json(checkpoints, pairs, tmp_path):
-    result = b2b_eval("deblur", "--deblurrer", checkpoints / "deblurrer.pt", "--converter", checkpoints / "converter.pt",
+    result = b2b_eval("deblur", "--deblurrer", checkpoints / "deblurrer.pt",
+                      "--converter", checkpoints / "converter.pt",
                       "--pairs", pairs, "--json", tmp_path / "eval.json", "--grid", tmp_path / "grids")
     assert result.returncode == 0, result.stderr
     assert "| image | blurry input | deblurrer alone | with converter |" in result.stdout

@@ -184,7 +184,8 @@ def test_fp16_graph_is_accurate_and_finite_on_extreme_full_hd_frames(checkpoints
     assert all(types.get(node.output[0]) == onnx.TensorProto.FLOAT16 for node in graph.node if node.op_type == "Conv")
     norms = [node for node in graph.node if node.op_type == "LayerNormalization"]
     assert norms and all(types.get(node.output[0]) == onnx.TensorProto.FLOAT for node in norms)
-    assert graph.input[0].type.tensor_type.elem_type == graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert (graph.input[0].type.tensor_type.elem_type == graph.output[0].type.tensor_type.elem_type
+            == onnx.TensorProto.UINT8)
 
 
 def test_range_probes_see_an_fp16_overflow_that_onnx_runtime_hides(tmp_path):
@@ -267,7 +268,8 @@ def test_no_tensorrt_here_is_one_line_and_the_bundle_is_finished(checkpoints, tm
         pytest.skip("TensorRT and a GPU are present: tests/test_tensorrt_build.py covers the engine")
     assert [line for line in result.stderr.splitlines() if "TensorRT" in line] == [
         f"no TensorRT engine: {meta['tensorrt']['reason']}; it is built where it will run, from this bundle"]
-    assert "wrote" in result.stdout and sorted(p.name for p in (tmp_path / "b").iterdir()) == ["meta.json", "model.onnx"]
+    assert "wrote" in result.stdout and sorted(p.name for p in (tmp_path / "b").iterdir()) == ["meta.json",
+                                                                                               "model.onnx"]
     assert not list((tmp_path / "cache").rglob("*.engine"))
 
 
@@ -341,7 +343,8 @@ def test_bad_checkpoints_are_one_line_errors(checkpoints, tmp_path):
     (["--batch", "0"], "--batch 0: must be between 1 and 64"),
 ])
 def test_bad_shapes_are_one_line_errors(checkpoints, tmp_path, args, match):
-    assert_one_line_error(b2b_export("--deblurrer", checkpoints / "deblurrer.pt", "--out", tmp_path / "b", *args), match)
+    assert_one_line_error(b2b_export("--deblurrer", checkpoints / "deblurrer.pt", "--out", tmp_path / "b", *args),
+                          match)
     assert not list(tmp_path.iterdir())
 
 

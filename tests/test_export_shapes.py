@@ -35,10 +35,12 @@ def test_bad_bounds_are_user_errors(kwargs):
 
 
 def test_verification_shapes_stay_inside_and_are_odd_where_they_can_be():
-    for bounds in (ShapeBounds(), ShapeBounds((16, 16), (64, 96), (160, 256), 2), ShapeBounds((200, 300), (400, 500),
-                   (720, 1280), 3), ShapeBounds((45, 67), (45, 67), (45, 67)), ShapeBounds((40, 40), (40, 40), (41, 41))):
+    for bounds in (ShapeBounds(), ShapeBounds((16, 16), (64, 96), (160, 256), 2),
+                   ShapeBounds((200, 300), (400, 500), (720, 1280), 3), ShapeBounds((45, 67), (45, 67), (45, 67)),
+                   ShapeBounds((40, 40), (40, 40), (41, 41))):
         shapes = verification_shapes(bounds)
-        assert all(1 <= n <= bounds.batch and bounds.min[0] <= h <= bounds.max[0] and bounds.min[1] <= w <= bounds.max[1]
+        assert all(1 <= n <= bounds.batch and bounds.min[0] <= h <= bounds.max[0]
+                   and bounds.min[1] <= w <= bounds.max[1]
                    for n, h, w in shapes), (bounds, shapes)
         assert len({(h, w) for _, h, w in shapes}) >= min(2, len({bounds.min, bounds.max}))
         if bounds.min != bounds.max:

@@ -144,7 +144,8 @@ def test_two_exports_to_one_bundle_cannot_both_succeed(tmp_path):
 
 
 def test_temporary_names_are_unique_per_process(tmp_path):
-    other = run(sys.executable, "-c", f"from blur2blur.files.atomic import temporary; print(temporary({str(tmp_path / 'o.mp4')!r}))")
+    other = run(sys.executable, "-c",
+                f"from blur2blur.files.atomic import temporary; print(temporary({str(tmp_path / 'o.mp4')!r}))")
     assert other.stdout.strip() != str(temporary(tmp_path / "o.mp4"))
     assert temporary(tmp_path / "o.mp4").suffix == ".mp4"  # the container stays the one asked for
 

@@ -53,7 +53,8 @@ def test_stage_folders_are_subpackages_of_blur2blur():
     import blur2blur.train
 
     root = Path(blur2blur.models.__file__).parents[1]
-    for package in (blur2blur.data, blur2blur.models, blur2blur.train, blur2blur.export, blur2blur.runtime, blur2blur.apps):
+    for package in (blur2blur.data, blur2blur.models, blur2blur.train, blur2blur.export, blur2blur.runtime,
+                    blur2blur.apps):
         assert Path(package.__file__).parent.parent == root
 
 

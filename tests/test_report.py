@@ -55,7 +55,8 @@ def test_a_report_of_everything_renders_in_a_real_browser(tmp_path, browser):
     browser.get((moved / "index.html").as_uri())
     headings = [h.text for h in browser.find_elements("tag name", "h2")]
     assert headings[:2] == ["Restoration makes these frames worse", "PSNR / SSIM on 3 pairs"]  # the inverting bundle
-    assert {"Comparison grids", "b2b-run timing report", "b2b-bench: what a frame costs", "The output video"} <= set(headings)
+    assert {"Comparison grids", "b2b-run timing report", "b2b-bench: what a frame costs",
+            "The output video"} <= set(headings)
     assert any(h.startswith("Training curves of") for h in headings)
     broken = browser.execute_script("return Array.from(document.images).filter(i => !i.complete || !i.naturalWidth)"
                                     ".map(i => i.src)")

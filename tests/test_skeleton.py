@@ -50,7 +50,8 @@ def test_training_bad_input_is_one_line(tmp_path):
 def test_synth_refuses_to_mix_syntheses_unless_overwriting(tmp_path):
     args = ["--sharp", "deadleaves:2", "--out", str(tmp_path / "pairs"), "--count", "3", "--size", "32"]
     cli("b2b-train", "synth", "--domain", "known", *args)
-    result = subprocess.run([str(BIN / "b2b-train"), "synth", "--domain", "defocus", *args], capture_output=True, text=True)
+    result = subprocess.run([str(BIN / "b2b-train"), "synth", "--domain", "defocus", *args],
+                            capture_output=True, text=True)
     assert result.returncode == 2 and "--overwrite" in result.stderr
     cli("b2b-train", "synth", "--domain", "defocus", *args, "--overwrite")
     assert json.loads((tmp_path / "pairs" / "synth.json").read_text())["domain"] == "defocus"

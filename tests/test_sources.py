@@ -19,7 +19,8 @@ def test_video_source_yields_every_frame_in_order(tmp_path):
     assert len(frames) == 7 and not source.live
     assert frames[0].shape == (48, 64, 3) and frames[0].dtype == np.uint8
     # mp4v is lossy: compare loosely, but order must hold (blue channel steps by 20 per frame)
-    assert [round(float(f[:, :, 2].mean()) / 20) for f in frames] == [round(float(w[:, :, 2].mean()) / 20) for w in written]
+    assert ([round(float(f[:, :, 2].mean()) / 20) for f in frames]
+            == [round(float(w[:, :, 2].mean()) / 20) for w in written])
 
 
 def test_image_folder_source_skips_and_counts_unreadable_files(tmp_path):

@@ -34,7 +34,8 @@ def bundle(tmp_path_factory):
 @pytest.fixture
 def gpu():
     """The GPU's name where TensorRT and a CUDA GPU are present; skips otherwise."""
-    pytest.importorskip("tensorrt", reason="TensorRT is not installed here (pip install 'blur2blur[trt]' on a GPU machine)")
+    pytest.importorskip("tensorrt",
+                        reason="TensorRT is not installed here (pip install 'blur2blur[trt]' on a GPU machine)")
     import torch
 
     if not torch.cuda.is_available():

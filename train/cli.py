@@ -55,7 +55,8 @@ class DomainListCommand(click.Command):
 @click.option("--overwrite", is_flag=True, help="Replace pairs of another synthesis in OUT (with --video: a video "
               "that exists).")
 @click.option("--video", "video_frames", type=click.IntRange(min=1),
-              help="Instead of pairs, write OUT as a blurry video of this many frames (--frame-size, not --size/--count).")
+              help="Instead of pairs, write OUT as a blurry video of this many frames "
+                   "(--frame-size, not --size/--count).")
 @click.option("--frame-size", default="320x240", show_default=True, help="Video frame size WIDTHxHEIGHT, with --video.")
 def synth(domain, sharp, out, count, size, seed, max_images, overwrite, video_frames, frame_size):
     """Synthesize blurry/sharp pairs (or a blurry video) of a blur domain from sharp content.
@@ -231,7 +232,8 @@ def kernel(ctx, **options):
               help="The known blur: synthetic:DOMAIN (drawn exactly), or the known pairs the deblurrer learned from "
                    "(with --kernel: their blur is put on --sharp; without: their blurry images serve as they are).")
 @click.option("--deblurrer", default="", type=CHECKPOINT,
-              help="The known-blur deblurrer checkpoint, or `starter` (the shipped one); frozen, validation runs it after G.")
+              help="The known-blur deblurrer checkpoint, or `starter` (the shipped one); "
+                   "frozen, validation runs it after G.")
 @click.option("--kernel", help="Kernel extractor checkpoint (b2b-train kernel) trained on the --known pairs.")
 @click.option("--val-pairs",
               help="Paired images of the camera to validate on: PSNR/SSIM of the deblurrer alone and after G, and "

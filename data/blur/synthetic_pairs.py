@@ -34,7 +34,8 @@ class SyntheticPairs:
         return self.count
 
     def __repr__(self) -> str:
-        return f"SyntheticPairs({self.domain.name!r}, {len(self.sources)} sources, {self.count} pairs of {self.size} px)"
+        return (f"SyntheticPairs({self.domain.name!r}, {len(self.sources)} sources, "
+                f"{self.count} pairs of {self.size} px)")
 
     @property
     def names(self) -> list[str]:

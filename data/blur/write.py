@@ -229,7 +229,8 @@ def synthesize_video(
         for output in outputs:
             videos.append(AtomicVideo(output, fps, (width, height)))
             if not videos[-1].opened:
-                raise UserError(f"cannot write video {output}: OpenCV has no {FOURCC} writer for {output.suffix!r} files")
+                raise UserError(f"cannot write video {output}: "
+                                f"OpenCV has no {FOURCC} writer for {output.suffix!r} files")
         for index in tqdm(range(frames), desc=f"video {blur_domain.name}", unit="frame"):
             t = index / max(frames - 1, 1)
             view = _pan_zoom_frame(source, t, path, view_w, view_h)
