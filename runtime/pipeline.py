@@ -52,7 +52,7 @@ END = None  # what a stage puts on its queue after its last item
 
 
 class Pipeline:
-    def __init__(self, source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink],
+    def __init__(self, source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], *,
                  records_path: Path | None = None, max_frames: int | None = None, batch: int = 1,
                  bounds: ShapeBounds | None = None, side_by_side: bool = False, progress: bool = True,
                  stats_every: float | None = None, on_stats: Callable[[dict], None] | None = None,
@@ -319,14 +319,15 @@ class Pipeline:
                 self.errors.append(err)
 
 
-def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], records_path: Path | None = None,
+def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], *, records_path: Path | None = None,
         max_frames: int | None = None, progress: bool = True, batch: int = 1, bounds: ShapeBounds | None = None,
         side_by_side: bool = False, stats_every: float | None = None,
         on_stats: Callable[[dict], None] | None = None, live: LiveView | None = None) -> dict:
     """Restore the frames of `source` through `engine` into `app` and `sinks`; return the timing report, also
     handed to `on_stats` every `stats_every` seconds while the run goes on; `live` gets every frame shown."""
-    return Pipeline(source, engine, app, sinks, records_path, max_frames, batch, bounds, side_by_side,
-                    progress, stats_every, on_stats, live).run()
+    return Pipeline(source, engine, app, sinks, records_path=records_path, max_frames=max_frames, batch=batch,
+                    bounds=bounds, side_by_side=side_by_side, progress=progress, stats_every=stats_every,
+                    on_stats=on_stats, live=live).run()
 
 
 def summarise(times: StageTimes, frames: int, seconds: float) -> dict:
