@@ -1,4 +1,5 @@
-"""Image-quality figures on 8-bit images (H x W x 3 uint8), without torch.
+"""Image-quality figures on 8-bit images (H x W x 3 uint8) and the rules built on them (do no harm; the
+no-pairs score that picks a converter), without torch.
 
 PSNR and SSIM are computed on all three colour channels, as the deblurring papers report them; both are the
 same for RGB and BGR. SSIM is scikit-image's, with the Gaussian window of Wang et al. (sigma 1.5, population
@@ -44,3 +45,21 @@ def harm_warning(restored_psnr: float, blurry_psnr: float, what: str = "restorat
             "images, fine-tune the deblurrer on pairs of the camera (b2b-train deblurrer --init), or leave "
             "the frames as they are")
 
+
+NOREF_MARGIN = 0.02  # slope-gap points a G must gain over the deblurrer alone to be kept (bench/selection.py)
+NOREF_HARM_DB = 1.0  # the most a kept G may cost the camera's own known-blur frames after the deblurrer (dB)
+
+
+def no_pairs_score(figures: dict[str, float]) -> float:
+    """What best.pt keeps without pairs: 0 for the identity (no G); a G is kept above 0 only. A G scores how much
+    closer the fall of detail and noise from scale to scale (`slope_gap`) of its deblurred output comes to that of
+    the deblurred known-blur frames of the camera than the deblurrer alone does, less a margin; below 0 where it
+    costs the camera's known-blur frames more than NOREF_HARM_DB after the deblurrer (chosen on random cameras with
+    bench/selection.py)."""
+    if figures["probe_psnr_converted"] >= 100:  # G leaves its input as it is (8-bit): the identity
+        return 0.0
+    gain = figures["slope_gap_deblurred"] - figures["slope_gap"] - NOREF_MARGIN
+    harm = figures.get("known_psnr_alone", 0.0) - figures.get("known_psnr_after", 0.0)
+    if harm > NOREF_HARM_DB:
+        return min(gain, 0.0) - harm
+    return gain

@@ -30,7 +30,7 @@ from many_to_one import evaluations, spearman  # bench/, beside this script
 
 from blur2blur.data.blur.domains import parse_cameras
 from blur2blur.images import read_bgr
-from blur2blur.train.converter import no_pairs_score
+from blur2blur.quality import no_pairs_score
 
 TILE, GAP, ROWS = 128, 4, 4
 MOVED = 0.5  # RMSE levels below which G is taken as the identity (8-bit rounding of a near-identity G)

@@ -31,33 +31,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from b2b import b2b_train, deblurred, metrics  # bench/, beside this script
 
 from blur2blur.data.blur.content import load_sharp_images
 from blur2blur.data.blur.domains import CAMERAS, DOMAINS, parse_cameras
 from blur2blur.data.blur.write import synthesize
-from blur2blur.data.sources import open_pairs
 from blur2blur.files.atomic import write_atomic_png
 from blur2blur.images import read_bgr
-from blur2blur.models.checkpoint import load_checkpoint
-from blur2blur.train.config import ConverterConfig, DeblurrerConfig
-from blur2blur.train.converter import no_pairs_score, train_converter
-from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
-from blur2blur.weights import resolve_checkpoint
+from blur2blur.quality import no_pairs_score
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
 
 
-def finished(result) -> Path:
-    """The run's checkpoint path; the script stops (resumable) when the run was interrupted."""
-    if result.stopped_by:
-        raise SystemExit(f"stopped: run the same command again to continue ({result.last.parent})")
-    return result.last
-
-
 def timed(run_folder: Path) -> float:
     """Seconds of training a finished run took, from its metrics (steps / steps_per_s per logged window)."""
-    lines = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
-    logged = [line for line in lines if "steps_per_s" in line]
+    logged = [line for line in metrics(run_folder) if "steps_per_s" in line]
     seconds, previous = 0.0, 0
     for line in logged:
         seconds += (line["step"] - previous) / line["steps_per_s"]
@@ -67,8 +55,8 @@ def timed(run_folder: Path) -> float:
 
 def evaluations(run_folder: Path) -> list[dict]:
     """A converter run's evaluations (test and no-pairs figures) in step order."""
-    lines = [json.loads(line) for line in (run_folder / "metrics.jsonl").read_text().splitlines()]
-    return sorted((line for line in lines if "val_psnr" in line and "noref_score" in line), key=lambda e: e["step"])
+    found = [line for line in metrics(run_folder) if "val_psnr" in line and "noref_score" in line]
+    return sorted(found, key=lambda e: e["step"])
 
 
 def no_pairs_pick(run_folder: Path) -> tuple[dict, float, float]:
@@ -97,28 +85,25 @@ def spearman(a: list[float], b: list[float]) -> float:
 def converter(work: Path, name: str, images: list, known: str, test: Path, args: argparse.Namespace) -> Path:
     """G for camera `name`: its blurry images from the even content, sharp images from the odd content; every
     evaluation on the `test` pairs."""
-    run = work / f"converter-{name}-{args.arch}"
+    run = work / (f"converter-{name}-{args.arch}" if args.arch else f"converter-{name}")
     synthesize(name, images[0::2], work / f"blurry-{name}", count=200, size=128, seed=3)
     synthesize(name, images[1::2], work / f"sharp-{name}", count=200, size=128, seed=4)
-    finished(train_converter(ConverterConfig(
-        blurry=str(work / f"blurry-{name}" / "blur"), sharp=str(work / f"sharp-{name}" / "sharp"),
-        known="synthetic:known", deblurrer=known, val_pairs=str(test), val_count=args.count, val_size=0,
-        out=str(run), arch=args.arch, steps=args.converter_steps, eval_every=max(1, args.converter_steps // 6),
-        perceptual=args.perceptual, lambda_rec=args.lambda_rec, lambda_gp=args.lambda_gp, lr=args.lr,
-        critic_lr=args.critic_lr, crop=args.crop, batch=args.batch, seed=args.seed,
-        resume=(run / "last.pt").exists())))
+    every = max(1, args.converter_steps // 6) if args.converter_steps else None  # None: b2b-train's (100 of 600)
+    b2b_train("converter", run, blurry=work / f"blurry-{name}" / "blur", sharp=work / f"sharp-{name}" / "sharp",
+              known="synthetic:known", deblurrer=known, val_pairs=test, val_count=args.count, val_size=0,
+              arch=args.arch, steps=args.converter_steps, eval_every=every, perceptual=args.perceptual,
+              lambda_rec=args.lambda_rec, lambda_gp=args.lambda_gp, lr=args.lr,
+              critic_lr=args.critic_lr, crop=args.crop, batch=args.batch, seed=args.seed)
     return run
 
 
 def upper_bound(work: Path, name: str, images: list, known: str, steps: int) -> Path:
     """The known deblurrer fine-tuned on 200 pairs of camera `name` (the even content, as G's blurry side)."""
-    run = work / f"upper-{name}"
-    return finished(train_deblurrer(DeblurrerConfig(
-        pairs=str(work / f"blurry-{name}"), init=known, out=str(run), steps=steps, lr=2e-4, warmup=20,
-        eval_every=10**9, val_count=0, resume=(run / "last.pt").exists())))
+    return b2b_train("deblurrer", work / f"upper-{name}", pairs=work / f"blurry-{name}", init=known, steps=steps,
+                     lr=2e-4, warmup=20, eval_every=10**9, val_count=0)
 
 
-def perfect_converter(deblurrer, test: Path, work: Path, name: str, draws: int = 8) -> dict:
+def perfect_converter(deblurrer: str, test: Path, work: Path, name: str, draws: int = 8) -> dict:
     """The deblurrer's figures on the `test` pairs' sharp images given exactly the known blur (`draws` blurs of
     each): what a G that turned the camera's frames into known-blur frames, and did nothing else, would give."""
     folder = work / f"perfect-{name}"
@@ -131,7 +116,7 @@ def perfect_converter(deblurrer, test: Path, work: Path, name: str, draws: int =
             sharp, blurry = known.render(read_bgr(path), np.random.default_rng([5, index, draw]))
             write_atomic_png(folder / "sharp" / f"{path.stem}_{draw}.png", sharp)
             write_atomic_png(folder / "blur" / f"{path.stem}_{draw}.png", blurry)
-    return evaluate_deblurrer(deblurrer, open_pairs(str(folder)), 0)
+    return deblurred(deblurrer, str(folder))
 
 
 def main() -> None:
@@ -142,15 +127,10 @@ def main() -> None:
     parser.add_argument("--upper-steps", type=int, default=1200,
                         help="fine-tuning steps of the upper bound (default: about G's CPU time at the defaults; the "
                              "table shows both; 0: no upper bound, for choosing a rule with bench/selection.py)")
-    parser.add_argument("--converter-steps", type=int, default=ConverterConfig.steps)
-    parser.add_argument("--arch", default=ConverterConfig.arch, help="G's architecture")
-    parser.add_argument("--perceptual", default=ConverterConfig.perceptual)
-    parser.add_argument("--lambda-rec", type=float)
-    parser.add_argument("--lambda-gp", type=float, default=ConverterConfig.lambda_gp)
-    parser.add_argument("--lr", type=float, default=ConverterConfig.lr)
-    parser.add_argument("--critic-lr", type=float, default=ConverterConfig.critic_lr)
-    parser.add_argument("--crop", type=int, default=ConverterConfig.crop)
-    parser.add_argument("--batch", type=int, default=ConverterConfig.batch)
+    for name, kind in (("--converter-steps", int), ("--arch", str), ("--perceptual", str), ("--lambda-rec", float),
+                       ("--lambda-gp", float), ("--lr", float), ("--critic-lr", float), ("--crop", int),
+                       ("--batch", int)):
+        parser.add_argument(name, type=kind, help="G's training option (default: b2b-train converter's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-sharp", default="skimage,deadleaves:16",
                         help="the cameras' training content (packaged photos; the starter saw these, never Kodak)")
@@ -166,7 +146,6 @@ def main() -> None:
 
     train_images = load_sharp_images(args.train_sharp)
     test_images = load_sharp_images(args.test_sharp)
-    deblurrer = load_checkpoint(resolve_checkpoint(args.deblurrer, "--deblurrer"), "deblurrer")[0].eval()
     rows = []
     for name in names:
         test = work / f"test-{name}"
@@ -174,19 +153,19 @@ def main() -> None:
         run = converter(work, name, train_images, args.deblurrer, test, args)
         bound, upper_seconds = {"val_psnr": float("nan"), "val_ssim": float("nan")}, float("nan")
         if args.upper_steps:
-            upper = load_checkpoint(upper_bound(work, name, train_images, args.deblurrer, args.upper_steps),
-                                    "deblurrer")[0].eval()
-            bound, upper_seconds = evaluate_deblurrer(upper, open_pairs(str(test)), 0), timed(work / f"upper-{name}")
-        perfect = perfect_converter(deblurrer, test, work, name)
+            upper = upper_bound(work, name, train_images, args.deblurrer, args.upper_steps)
+            bound, upper_seconds = deblurred(str(upper), str(test)), timed(work / f"upper-{name}")
+        perfect = perfect_converter(args.deblurrer, test, work, name)
         ours, best_test, correlation = no_pairs_pick(run)
         rows.append((name, ours, bound, perfect, best_test, correlation, (timed(run), upper_seconds)))
+        g = json.loads((run / "config.json").read_text())
         print(f"{name}: blurry {ours['val_psnr_input']:.2f}, alone {ours['val_psnr_deblurred']:.2f}, converted "
               f"{ours['val_psnr']:.2f}, perfect G {perfect['val_psnr']:.2f}, upper bound {bound['val_psnr']:.2f} "
               f"({(time.perf_counter() - start) / 60:.1f} min)", flush=True)
 
     minutes = (time.perf_counter() - start) / 60
-    print(f"\nmany-to-one, {minutes:.1f} min: {args.deblurrer} as the known deblurrer; {args.arch} converters "
-          f"({args.converter_steps} steps, perceptual {args.perceptual}); upper bound: {args.deblurrer} fine-tuned "
+    print(f"\nmany-to-one, {minutes:.1f} min: {args.deblurrer} as the known deblurrer; {g['arch']} converters "
+          f"({g['steps']} steps, perceptual {g['perceptual']}); upper bound: {args.deblurrer} fine-tuned "
           f"{args.upper_steps} steps on 200 pairs of the camera; test: {args.count} pairs of 128 x 128 per camera "
           f"from {args.test_sharp}; PSNR / SSIM\n")
     print("| camera | blurry input | deblurrer alone | after the converter | after G - alone | perfect G | upper bound "

@@ -24,7 +24,7 @@ import numpy as np
 from many_to_one import evaluations, spearman  # bench/, beside this script
 
 from blur2blur.data.blur.domains import parse_cameras
-from blur2blur.train.converter import no_pairs_score
+from blur2blur.quality import no_pairs_score
 
 Evaluation = dict
 
@@ -66,7 +66,7 @@ def candidate_rules() -> list[Rule]:
         "converted gap": lambda e: -e.get("detail_gap_converted", e["detail_gap"]),
         "critic": lambda e: e["critic_converted"] - e["critic_real"],
     }
-    rules = [Rule("today's rule (train/converter.py no_pairs_score)", no_pairs_score)]
+    rules = [Rule("today's rule (quality.py no_pairs_score)", no_pairs_score)]
     for tol in (0.0, 0.02, 0.05):
         for harm in (0.3, 1.0, 1.5, None):
             def hybrid(e, tol=tol):  # the detail gap's gain, among G that bring the output no further from sharp

@@ -23,7 +23,6 @@ warm-up steps (2e-3 gave +3.78 dB on Kodak in 6000 steps; 6e-3 without warm-up s
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import tempfile
@@ -31,15 +30,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+from b2b import b2b_train, deblurred, last_evaluation, metrics  # bench/, beside this script
 
 from blur2blur.data.blur.content import load_sharp_images
 from blur2blur.data.blur.write import synthesize
-from blur2blur.data.sources import open_pairs
-from blur2blur.models.checkpoint import load_checkpoint
-from blur2blur.train.config import DeblurrerConfig, KernelConfig
-from blur2blur.train.deblurrer import evaluate_deblurrer, train_deblurrer
-from blur2blur.train.kernel import evaluate_kernel, train_kernel
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
 SYNTHETIC = "synthetic:known?sharp=skimage+deadleaves&size=128"  # pairs made on the fly, for throughput
@@ -47,14 +41,11 @@ SYNTHETIC = "synthetic:known?sharp=skimage+deadleaves&size=128"  # pairs made on
 
 def throughput(work: Path, arch: str, steps: int) -> float:
     """Steps/s of the real trainer at batch 4, crop 128 (the first logging window, with warm-up, left out)."""
-    kernel = arch.startswith("kernel")
-    config_class, train = (KernelConfig, train_kernel) if kernel else (DeblurrerConfig, train_deblurrer)
-    shutil.rmtree(work / f"speed-{arch}", ignore_errors=True)  # the benchmark's own runs start afresh
-    config = config_class(pairs=SYNTHETIC, out=str(work / f"speed-{arch}"), arch=arch, steps=steps, batch=4,
-                          crop=128, log_every=max(1, steps // 3), eval_every=10**9, val_count=1, val_size=32)
-    train(config)
-    lines = [json.loads(line) for line in (work / f"speed-{arch}" / "metrics.jsonl").read_text().splitlines()]
-    rates = [line["steps_per_s"] for line in lines if "steps_per_s" in line][1:]
+    run = work / f"speed-{arch}"
+    shutil.rmtree(run, ignore_errors=True)  # the benchmark's own runs start afresh
+    b2b_train("kernel" if arch.startswith("kernel") else "deblurrer", run, pairs=SYNTHETIC, arch=arch, steps=steps,
+              batch=4, crop=128, log_every=max(1, steps // 3), eval_every=10**9, val_count=1, val_size=32)
+    rates = [line["steps_per_s"] for line in metrics(run) if "steps_per_s" in line][1:]
     return float(np.mean(rates))
 
 
@@ -75,13 +66,12 @@ def main() -> None:
     parser.add_argument("--work", help="keep runs here instead of a temporary folder")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    torch.set_num_threads(2)
     work = Path(args.work or tempfile.mkdtemp(prefix="b2b-bench-train-"))
     skip = set(filter(None, args.skip.split(",")))
     if {"deblurrer", "kernel"} - skip:  # training from files: synthesis on the fly would halve a CPU's speed
         synthesize("known", load_sharp_images(args.train_sharp), work / "known", count=args.pairs, size=128,
                    seed=1, overwrite=True)
-    test = open_pairs(f"synthetic:known?sharp={args.test_sharp}&size=128&count={args.count}&seed=2")
+    test = f"synthetic:known?sharp={args.test_sharp}&size=128&count={args.count}&seed=2"
     tables = []
 
     if "throughput" not in skip:
@@ -93,13 +83,11 @@ def main() -> None:
     if "deblurrer" not in skip:
         shutil.rmtree(work / "deblurrer", ignore_errors=True)
         start = time.perf_counter()
-        result = train_deblurrer(DeblurrerConfig(pairs=str(work / "known"), out=str(work / "deblurrer"),
-                                                 steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr,
-                                                 warmup=args.warmup, eval_every=max(1, args.steps // 6)))
+        last = b2b_train("deblurrer", work / "deblurrer", pairs=work / "known", steps=args.steps, batch=args.batch,
+                         crop=args.crop, lr=args.lr, warmup=args.warmup, eval_every=max(1, args.steps // 6))
         minutes = (time.perf_counter() - start) / 60
-        model = load_checkpoint(result.last, "deblurrer")[0]
-        rows = [(f"{len(test)} pairs of 128 x 128 from {args.test_sharp}", evaluate_deblurrer(model, test, 0)),
-                ("the run's 8 validation pairs (unseen crops of training images)", result.metrics)]
+        rows = [(f"{args.count} pairs of 128 x 128 from {args.test_sharp}", deblurred(str(last), test)),
+                ("the run's 8 validation pairs (unseen crops of training images)", last_evaluation(last.parent))]
         tables.append(
             f"nafnet-tiny trained on `known` for {args.steps} steps ({minutes:.1f} min), batch {args.batch}, "
             f"crop {args.crop}, lr {args.lr:g}, warm-up {args.warmup}; PSNR (dB) / SSIM on held-out pairs\n\n"
@@ -111,10 +99,10 @@ def main() -> None:
     if "kernel" not in skip:
         shutil.rmtree(work / "kernel", ignore_errors=True)
         start = time.perf_counter()
-        result = train_kernel(KernelConfig(pairs=str(work / "known"), out=str(work / "kernel"), steps=args.kernel_steps,
-                                           eval_every=max(1, args.kernel_steps // 5)))
+        b2b_train("kernel", work / "kernel", pairs=work / "known", val_pairs=test, val_count=args.count, val_size=0,
+                  steps=args.kernel_steps, eval_every=max(1, args.kernel_steps // 5))  # validated on the test pairs
         minutes = (time.perf_counter() - start) / 60
-        m = evaluate_kernel(load_checkpoint(result.last, "kernel")[0], test, 0)
+        m = last_evaluation(work / "kernel")
         tables.append(
             f"kernel-extractor-tiny trained on `known` for {args.kernel_steps} steps ({minutes:.1f} min); PSNR (dB) "
             f"against the real blurry image on the same held-out pairs\n\n"

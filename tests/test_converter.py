@@ -20,8 +20,9 @@ from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import read_checkpoint, save_checkpoint
 from blur2blur.models.vgg import load_vgg16_features, vgg16_features
+from blur2blur.quality import no_pairs_score
 from blur2blur.train.config import ConverterConfig, DeblurrerConfig
-from blur2blur.train.converter import ConverterTask, detail_band, detail_gap, no_pairs_score, train_converter
+from blur2blur.train.converter import ConverterTask, detail_band, detail_gap, train_converter
 from blur2blur.train.core import lr_factor, run
 from blur2blur.train.deblurrer import train_deblurrer
 from blur2blur.train.perceptual import DEFAULT_LAMBDA_REC, perceptual_loss

@@ -87,6 +87,13 @@ def test_only_training_imports_train(part):
     assert not offenders
 
 
+def test_no_benchmark_imports_train():
+    """The benchmarks that train run `b2b-train` as a user does (bench/b2b.py): they measure the commands."""
+    offenders = sorted(path.name for path in (ROOT / "bench").glob("*.py")
+                       if any(_part(target) == "train" for target in _imports(f"bench.{path.stem}", path)))
+    assert not offenders
+
+
 def test_torch_free_parts_import_no_torch():
     offenders = sorted(name for name, imported in IMPORTS.items() if _part(name) in TORCH_FREE
                        and any(target == "torch" or target.startswith("torch.") for target in imported))

@@ -20,7 +20,7 @@ Without, best.pt keeps the best no-reference score (`noref_score`, reported with
 deblurred output of G on held-out crops of the camera's blurry frames, detail and noise should fall from scale
 to scale as they do in the deblurred "real" samples (the camera's sharp images with the known blur), which the
 deblurrer restores as well as it can; the identity (step 0) is always a candidate and wins unless a G does
-better (`no_pairs_score`; chosen on random cameras with bench/selection.py, README).
+better (`quality.no_pairs_score`; chosen on random cameras with bench/selection.py, README).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from blur2blur.errors import UserError
 from blur2blur.models import create_model
 from blur2blur.models.checkpoint import load_checkpoint, read_checkpoint
 from blur2blur.models.nafnet import padding_to_multiple
-from blur2blur.quality import harm_warning
+from blur2blur.quality import harm_warning, no_pairs_score
 from blur2blur.train.config import ConverterConfig
 from blur2blur.train.core import RunResult, run
 from blur2blur.train.crops import augment, bgr_to_tensor, pick, random_window, tensor_to_bgr
@@ -150,25 +150,6 @@ def slope_gap(restored: list[torch.Tensor], reference: list[torch.Tensor]) -> fl
     how much detail the content holds overall (a busier scene raises every scale alike)."""
     a, b = mean_profile(restored), mean_profile(reference)
     return float(((a[:-1] - a[1:]) - (b[:-1] - b[1:])).abs().mean())
-
-
-NOREF_MARGIN = 0.02  # slope-gap points a G must gain over the deblurrer alone to be kept (bench/selection.py)
-NOREF_HARM_DB = 1.0  # the most a kept G may cost the camera's own known-blur frames after the deblurrer (dB)
-
-
-def no_pairs_score(figures: dict[str, float]) -> float:
-    """What best.pt keeps without pairs: 0 for the identity (no G); a G is kept above 0 only. A G scores how much
-    closer the fall of detail and noise from scale to scale (`slope_gap`) of its deblurred output comes to that of
-    the deblurred known-blur frames of the camera than the deblurrer alone does, less a margin; below 0 where it
-    costs the camera's known-blur frames more than NOREF_HARM_DB after the deblurrer (chosen on random cameras with
-    bench/selection.py)."""
-    if figures["probe_psnr_converted"] >= 100:  # G leaves its input as it is (8-bit): the identity
-        return 0.0
-    gain = figures["slope_gap_deblurred"] - figures["slope_gap"] - NOREF_MARGIN
-    harm = figures.get("known_psnr_alone", 0.0) - figures.get("known_psnr_after", 0.0)
-    if harm > NOREF_HARM_DB:
-        return min(gain, 0.0) - harm
-    return gain
 
 
 class ConverterTask:
