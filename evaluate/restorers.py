@@ -85,11 +85,9 @@ def bundle_restorers(path: str, backend: str, precision: str, verify: bool = Tru
     converter and its deblurrer checkpoint can be had. A bundle that records no checkpoints is the `bundle`."""
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import infer, open_engine
-    from blur2blur.runtime.fit import BoundsFit
 
     bundle = open_bundle(path, verify)
     sources = bundle.meta.get("sources") or {}
-    fit = BoundsFit(bundle.bounds)
     engine = open_engine(bundle, backend, precision)
 
     def restore(image: np.ndarray) -> np.ndarray:
@@ -99,8 +97,7 @@ def bundle_restorers(path: str, backend: str, precision: str, verify: bool = Tru
             raise UserError(f"--bundle {path}: an image of {image.shape[1]}x{image.shape[0]} is larger than the "
                             f"bundle's largest frame ({largest[1]}x{largest[0]}); export it with a larger "
                             "--max-shape, or give --deblurrer and --converter checkpoints")
-        frames, back = fit.prepare(image[None])  # a small image is padded, and the padding cropped off again
-        return back(infer(engine, frames))[0]
+        return infer(engine, image[None])[0]  # a small image is padded, and the padding cropped off again
 
     key = "converter" if "converter" in sources else "deblurrer" if sources else "bundle"
     ours = Restorer(key, f"bundle {path}, {engine.name}", restore, engine.close)

@@ -145,8 +145,8 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
             write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
 
         report = pipeline.run(source, engine, app, sinks, records_path=records_path, max_frames=max_frames,
-                              batch=batch, bounds=bounds,
-                              side_by_side=side_by_side, stats_every=stats_every, on_stats=write_stats, live=live)
+                              batch=batch, side_by_side=side_by_side, stats_every=stats_every, on_stats=write_stats,
+                              live=live)
     click.echo(pipeline.format_report(report))
     if stats_path:
         write_stats(report, running=False)

@@ -2,7 +2,8 @@
 
 The pipeline knows only `Engine`: `submit(frames)` starts a batch and returns a `Pending` whose `result()` waits
 for it; up to `depth` batches may be in flight, so an engine with its own stream (TensorRT) stages the next batch
-while the GPU works on the last.
+while the GPU works on the last. `open_engine` gives a `FittingEngine`: it takes frames of any size and brings
+them inside the bundle's shape bounds itself (runtime/fit.py).
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import importlib
 import logging
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 from blur2blur.errors import UserError, one_line
-from blur2blur.runtime.bundle import Bundle, DamagedGraph
+from blur2blur.runtime.bundle import Bundle, DamagedGraph, ShapeBounds
+from blur2blur.runtime.fit import BoundsFit
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "tensorrt", "openvino", "onnxruntime")
@@ -48,6 +50,40 @@ class Done:
 
     def result(self) -> np.ndarray:
         return self.frames
+
+
+class Mapped:
+    """A batch whose result is mapped (back to its frames' own size) when it is fetched."""
+
+    def __init__(self, pending: Pending, back: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.pending, self.back = pending, back
+
+    def result(self) -> np.ndarray:
+        return self.back(self.pending.result())
+
+
+class FittingEngine:
+    """An engine for frames of any size: each batch is brought inside the bundle's shape bounds on the way in and
+    back to its own size on the way out (`fit` counts the frames it resized and padded)."""
+
+    def __init__(self, engine: Engine, bounds: ShapeBounds | None) -> None:
+        self.inner, self.fit = engine, BoundsFit(bounds)
+        self.name, self.depth, self.why = engine.name, engine.depth, engine.why
+        self.verification = getattr(engine, "verification", None)  # OpenVINO's check against ONNX Runtime
+
+    def submit(self, frames: np.ndarray) -> Pending:
+        prepared, back = self.fit.prepare(frames)
+        return Mapped(self.inner.submit(prepared), back)
+
+    def warm_up(self, frames: np.ndarray) -> None:
+        """Restore `frames` once, uncounted: engines that compile (OpenVINO) or allocate (TensorRT) per frame shape
+        do so here, not in the first frame's latency."""
+        counts = self.fit.resized, self.fit.padded
+        self.submit(frames).result()
+        self.fit.resized, self.fit.padded = counts
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def infer(engine: Engine, frames: np.ndarray) -> np.ndarray:
@@ -90,8 +126,8 @@ def best_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") -> Engine:
-    """The engine for a bundle, with `why` it was picked.
+def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") -> FittingEngine:
+    """The engine for a bundle, with `why` it was picked, taking frames of any size (see FittingEngine).
 
     `auto`: TensorRT where it imports with a CUDA binding and a GPU; else OpenVINO where it imports on an x86-64
     CPU; else ONNX Runtime. `precision` auto: the bundle's own for TensorRT; bf16 for OpenVINO where the CPU has
@@ -108,7 +144,11 @@ def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") 
     # the accelerators in auto's order, each where the precision asked for is one it runs
     for name, label, engine_class, runs in (("tensorrt", "TensorRT", "TensorRTEngine", ("auto", "fp32", "fp16")),
                                             ("openvino", "OpenVINO", "OpenVinoEngine", ("auto", "fp32", "bf16"))):
-        if backend not in (name, "auto") or precision not in runs:
+        if backend not in (name, "auto"):
+            continue
+        if precision not in runs:
+            if backend == name:  # asked for: never another backend in its place
+                raise UserError(f"--precision {precision}: {label} runs {' or '.join(runs[1:])}")
             continue
         module = importlib.import_module(f"blur2blur.runtime.{name}_engine")
         reason = module.unavailable_reason()
@@ -119,7 +159,7 @@ def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") 
             continue
         try:
             engine = getattr(module, engine_class)(bundle, None if precision == "auto" else precision)
-            return _picked(engine, backend, passed)
+            return _picked(engine, backend, passed, bundle.bounds)
         except UserError as err:  # auto: another backend may still run the bundle, unless its graph is damaged
             if backend == name or isinstance(err, DamagedGraph):
                 raise
@@ -130,14 +170,14 @@ def open_engine(bundle: Bundle, backend: str = "auto", precision: str = "auto") 
     providers = best_providers()
     if precision == "auto":
         precision = "fp16" if providers[0] == "CUDAExecutionProvider" and "fp16" in bundle.precisions else "fp32"
-    return _picked(OnnxRuntimeEngine(bundle.onnx_path(precision), providers), backend, passed)
+    return _picked(OnnxRuntimeEngine(bundle.onnx_path(precision), providers), backend, passed, bundle.bounds)
 
 
-def _picked(engine: Engine, backend: str, passed: list[str]) -> Engine:
+def _picked(engine: Engine, backend: str, passed: list[str], bounds: ShapeBounds | None) -> FittingEngine:
     engine.why = "as asked" if backend != "auto" else f"auto{': ' if passed else ''}{'; '.join(passed)}"
     check = getattr(engine, "verification", None)
     if check:
         engine.why += (f"; output {check['psnr_db']:.1f} dB from ONNX Runtime FP32, "
                        f"{'checked on an earlier run' if check['cached'] else 'checked now'}")
     log.debug("backend: %s (%s)", engine.name, engine.why)
-    return engine
+    return FittingEngine(engine, bounds)

@@ -21,9 +21,7 @@ import numpy as np
 
 from blur2blur.apps import App
 from blur2blur.apps.side_by_side import side_by_side as compose_side_by_side
-from blur2blur.runtime.bundle import ShapeBounds
-from blur2blur.runtime.engines import Engine
-from blur2blur.runtime.fit import BoundsFit
+from blur2blur.runtime.engines import FittingEngine
 from blur2blur.runtime.serve import LiveView
 from blur2blur.runtime.sinks import FrameSink, RecordsFile
 from blur2blur.runtime.sources import FrameSource
@@ -52,15 +50,14 @@ END = None  # what a stage puts on its queue after its last item
 
 
 class Pipeline:
-    def __init__(self, source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], *,
+    def __init__(self, source: FrameSource, engine: FittingEngine, app: App, sinks: Sequence[FrameSink], *,
                  records_path: Path | None = None, max_frames: int | None = None, batch: int = 1,
-                 bounds: ShapeBounds | None = None, side_by_side: bool = False, progress: bool = True,
+                 side_by_side: bool = False, progress: bool = True,
                  stats_every: float | None = None, on_stats: Callable[[dict], None] | None = None,
                  live: LiveView | None = None) -> None:
         self.source, self.engine, self.app, self.sinks = source, engine, app, list(sinks)
         self.records_path, self.max_frames, self.batch = records_path, max_frames, batch
         self.side_by_side, self.progress = side_by_side, progress
-        self.fit = BoundsFit(bounds)
         # Live: at most one batch waits before inference and one before the app, the oldest dropped to make room,
         # so what is shown is at most about two batches old. Files read ahead and never drop.
         self.captured: queue.Queue = queue.Queue(maxsize=batch if source.live else 2 * batch)
@@ -176,15 +173,15 @@ class Pipeline:
                 if (not ended or held is not None) and len(pending) < self.engine.depth:
                     items, ended, held = self.next_batch(held, ended, wait=not pending)
                     if items:
-                        frames, restore = self.fit.prepare(np.stack([item.frame for item in items]))
-                        pending.append((items, restore, time.perf_counter(), self.engine.submit(frames)))
+                        frames = np.stack([item.frame for item in items])
+                        pending.append((items, time.perf_counter(), self.engine.submit(frames)))
                         continue
                 if not pending:
                     if ended and held is None:
                         break
                     continue
-                items, restore, submitted, batch = pending.popleft()
-                restored = restore(batch.result())
+                items, submitted, batch = pending.popleft()
+                restored = batch.result()
                 seconds = time.perf_counter() - submitted
                 for item, frame in zip(items, restored):
                     item.restored, item.infer_s = frame, seconds
@@ -277,10 +274,7 @@ class Pipeline:
         compile (OpenVINO) or allocate (TensorRT) per frame shape do so here, not in the first frame's latency."""
         first = getattr(self.source, "first", None)
         if first is not None:
-            counts = self.fit.resized, self.fit.padded
-            frames, _ = self.fit.prepare(np.repeat(first[None], self.batch, axis=0))
-            self.fit.resized, self.fit.padded = counts  # not one of the run's frames
-            self.engine.submit(frames).result()
+            self.engine.warm_up(np.repeat(first[None], self.batch, axis=0))
 
     def report(self, frames: int, seconds: float) -> dict:
         """The timing report so far (see `summarise`), with the run's counters."""
@@ -288,7 +282,7 @@ class Pipeline:
         report.update(source=f"{self.source.kind}:{self.source.spec}", engine=self.engine.name, batch=self.batch,
                       dropped=sum(self.dropped.values()), dropped_before_inference=self.dropped["captured"],
                       dropped_before_app=self.dropped["restored"], skipped_corrupt=self.source.skipped,
-                      reconnects=self.source.reopened, resized=self.fit.resized, padded=self.fit.padded,
+                      reconnects=self.source.reopened, resized=self.engine.fit.resized, padded=self.engine.fit.padded,
                       interrupted=self.interrupted)
         return report
 
@@ -319,14 +313,14 @@ class Pipeline:
                 self.errors.append(err)
 
 
-def run(source: FrameSource, engine: Engine, app: App, sinks: Sequence[FrameSink], *, records_path: Path | None = None,
-        max_frames: int | None = None, progress: bool = True, batch: int = 1, bounds: ShapeBounds | None = None,
+def run(source: FrameSource, engine: FittingEngine, app: App, sinks: Sequence[FrameSink], *,
+        records_path: Path | None = None, max_frames: int | None = None, progress: bool = True, batch: int = 1,
         side_by_side: bool = False, stats_every: float | None = None,
         on_stats: Callable[[dict], None] | None = None, live: LiveView | None = None) -> dict:
     """Restore the frames of `source` through `engine` into `app` and `sinks`; return the timing report, also
     handed to `on_stats` every `stats_every` seconds while the run goes on; `live` gets every frame shown."""
     return Pipeline(source, engine, app, sinks, records_path=records_path, max_frames=max_frames, batch=batch,
-                    bounds=bounds, side_by_side=side_by_side, progress=progress, stats_every=stats_every,
+                    side_by_side=side_by_side, progress=progress, stats_every=stats_every,
                     on_stats=on_stats, live=live).run()
 
 

@@ -108,6 +108,12 @@ print(json.dumps({"norms": norms, "folded": folded, "before": before, "after": a
 
 
 @needs_openvino
+def test_a_backend_asked_for_never_runs_another_in_its_place(tmp_path):
+    bundle = open_bundle(write_frame_bundle(tmp_path / "bundle"))
+    with pytest.raises(UserError, match="^--precision fp16: OpenVINO runs fp32 or bf16$"):
+        open_engine(bundle, "openvino", "fp16")  # was: ONNX Runtime, silently
+
+
 def test_shipped_starter_runs_with_its_layer_norms_over_channels_as_accurately(tmp_path):
     from blur2blur.export.onnx_export import export_bundle
     from blur2blur.runtime.bundle import ShapeBounds

@@ -155,7 +155,7 @@ def test_frames_outside_the_bundle_shapes_are_padded_or_resized_and_come_out_at_
         cv2.imwrite(str(tmp_path / "frames" / name), frame)
     source = open_source(images=str(tmp_path / "frames"))
     report = run(source, open_engine(bundle, "onnxruntime"), load_app("none"), [open_output(str(tmp_path / "out"), 25)],
-                 progress=False, bounds=bundle.bounds)
+                 progress=False)
     assert report["padded"] == 1 and report["resized"] == 1
     out = [cv2.imread(str(p)) for p in sorted((tmp_path / "out").iterdir())]
     np.testing.assert_array_equal(out[0], 255 - frames["a.png"])
