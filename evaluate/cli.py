@@ -231,11 +231,11 @@ def _handpose_video(bundle, deblurrer, converter, backend, precision, no_verify,
     from blur2blur.apps.handpose import HandPose
     from blur2blur.evaluate.handpose_video import evaluate_handpose_video, format_video_table
     from blur2blur.evaluate.restorers import open_restorers
-    from blur2blur.runtime.sources import open_video
+    from blur2blur.runtime.sources import open_source
 
     HandPose(hand_model).close()  # a missing hand model fails before any network loads
     with ExitStack() as stack:
-        source = open_video(video)
+        source = open_source(video, kind="video", option="--video")
         stack.callback(source.close)
         restorers = open_restorers(stack, bundle, deblurrer, converter, backend, precision, not no_verify)
         result = evaluate_handpose_video(source, restorers, lambda: HandPose(hand_model, quiet=True), max_frames)

@@ -1,6 +1,7 @@
-"""The restorations an evaluation compares, from an export bundle or from checkpoints.
+"""The restorations an evaluation compares or times, from an export bundle or from checkpoints.
 
-A `Restorer` maps one uint8 H x W x 3 BGR image to its restored image. `open_restorers` gives up to two, in
+A `Restorer` maps one uint8 H x W x 3 BGR image to its restored image: the runtime's engine, or the fused module
+in PyTorch eager (`eager`). `open_restorers` gives up to two, in
 this order: `deblurrer` (the deblurrer alone) and `converter` (the deblurrer after the camera's converter G);
 a bundle that does not record what it was exported from is just `bundle`.
 """
@@ -24,12 +25,27 @@ LABELS = {"blurry": "blurry input", "deblurrer": "deblurrer alone", "converter":
 
 @dataclass
 class Restorer:
-    """`restore(image) -> image` (uint8 BGR), with what it is (`description`) for tables and JSON."""
+    """`restore(image) -> image` (uint8 BGR), with what it is (`description`) for tables and JSON, and where its
+    arithmetic runs (`device` "cpu" or "gpu", `math` the precision the hardware multiplies in) for b2b-bench."""
 
     key: str
     description: str
     restore: Callable[[np.ndarray], np.ndarray]
     close: Callable[[], None] = lambda: None
+    device: str = "cpu"
+    math: str = "fp32"
+
+
+def eager(model, device: str = "cpu") -> Callable[[np.ndarray], np.ndarray]:
+    """`restore(image)` through a fused module (uint8 BGR in and out, blur2blur.models.deploy) already on `device`,
+    in PyTorch eager."""
+    import torch
+
+    @torch.inference_mode()
+    def restore(image: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(np.ascontiguousarray(image[None])).to(device))[0].cpu().numpy()
+
+    return restore
 
 
 def open_restorers(stack: ExitStack, bundle: str | None = None, deblurrer: str | None = None,
@@ -59,20 +75,14 @@ def check_model_options(bundle: str | None, deblurrer: str | None, converter: st
 def torch_restorers(deblurrer: str, converter: str | None = None) -> list[Restorer]:
     """The deblurrer alone and, with a converter, the deblurrer after it: checkpoints loaded once, run in PyTorch
     eager (FP32, on the CPU)."""
-    import torch
-
     from blur2blur.export.onnx_export import load_models
     from blur2blur.models.deploy import DeployModel
 
     fused, sources = load_models(deblurrer, converter)
 
     def restorer(key: str, model, roles: tuple[str, ...]) -> Restorer:
-        @torch.inference_mode()
-        def restore(image: np.ndarray) -> np.ndarray:
-            return model(torch.from_numpy(np.ascontiguousarray(image[None])))[0].numpy()
-
         parts = [f"{sources[role]['arch']} ({sources[role]['path']})" for role in roles]
-        return Restorer(key, " then ".join(parts) + ", PyTorch", restore)
+        return Restorer(key, " then ".join(parts) + ", PyTorch", eager(model))
 
     if converter is None:
         return [restorer("deblurrer", fused, ("deblurrer",))]
@@ -100,7 +110,7 @@ def bundle_restorers(path: str, backend: str, precision: str, verify: bool = Tru
         return infer(engine, image[None])[0]  # a small image is padded, and the padding cropped off again
 
     key = "converter" if "converter" in sources else "deblurrer" if sources else "bundle"
-    ours = Restorer(key, f"bundle {path}, {engine.name}", restore, engine.close)
+    ours = Restorer(key, f"bundle {path}, {engine.name}", restore, engine.close, engine.device)
     if key != "converter":
         return [ours]
     checkpoint = bundle_checkpoints(bundle.meta, roles=("deblurrer",))

@@ -22,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from blur2blur.errors import UserError, one_line
+from blur2blur.evaluate.restorers import Restorer, eager
 from blur2blur.runtime.bundle import Bundle
 
 log = logging.getLogger(__name__)
@@ -107,64 +108,28 @@ def open_subject(bundle: str | None, deblurrer: str | None, converter: str | Non
     return Subject(loaded, model, "", _describe(sources))
 
 
-@dataclass
-class Timed:
-    """What restores frames in one configuration, and where its arithmetic runs (for the roofline)."""
-
-    restore: Callable[[np.ndarray], np.ndarray]
-    engine: str  # what runs it, in words
-    close: Callable[[], None]
-    device: str  # "cpu" or "gpu"
-    math: str  # the precision the hardware multiplies in: fp32, fp16 or bf16
-
-
-def open_timed(subject: Subject, backend: str, precision: str) -> Timed | str:
-    """What restores frames on `backend` in `precision`, or why that cannot run here."""
+def open_timed(subject: Subject, backend: str, precision: str) -> Restorer | str:
+    """What restores frames on `backend` in `precision` (the runtime's engine, or PyTorch eager), or why that cannot
+    run here."""
     if backend == "pytorch":
         return _eager(subject, precision)
-    if backend == "openvino":
-        return _openvino(subject, precision)
-    if precision not in subject.bundle.precisions:
-        return "the bundle has no bf16 graph: bf16 runs on OpenVINO" if precision == "bf16" else \
-            f"the bundle has no {precision} graph (export with --fp16)"
-    from blur2blur.runtime.engines import OnnxRuntimeEngine, best_providers, infer
+    if backend != "openvino" and precision == "fp16" and "fp16" not in subject.bundle.precisions:
+        return "the bundle has no fp16 graph (export with --fp16)"
+    from blur2blur.runtime.engines import infer, open_engine
 
     try:
-        if backend == "onnxruntime":
-            engine = OnnxRuntimeEngine(subject.bundle.onnx_path(precision), best_providers())
-            provider = engine.session.get_providers()[0].replace("ExecutionProvider", "")
-            # ONNX Runtime's CPU computes an FP16 graph's nodes in FP32 (it inserts casts)
-            device, math = ("gpu", precision) if provider == "CUDA" else ("cpu", "fp32")
-            name = f"ONNX Runtime ({provider})"
-        else:
-            from blur2blur.runtime.tensorrt_engine import TensorRTEngine, unavailable_reason
-
-            reason = unavailable_reason()
-            if reason:
-                return reason
-            engine, name, device, math = TensorRTEngine(subject.bundle, precision), "TensorRT", "gpu", precision
+        engine = open_engine(subject.bundle, backend, precision)
+    except UserError as err:
+        return str(err)
     except Exception as err:  # noqa: BLE001 -- one configuration that cannot start leaves the others to time
         return f"it cannot start here: {one_line(err)}"
-    return Timed(lambda frame: infer(engine, frame), name, engine.close, device, math)
+    # ONNX Runtime's CPU computes an FP16 graph's nodes in FP32 (it inserts casts); OpenVINO's multiplies in bf16
+    math = precision if engine.device == "gpu" or backend == "openvino" else "fp32"
+    return Restorer(backend, engine.name, lambda frame: infer(engine, frame[None])[0], engine.close, engine.device,
+                    math)
 
 
-def _openvino(subject: Subject, precision: str) -> Timed | str:
-    from blur2blur.runtime.engines import infer
-    from blur2blur.runtime.openvino_engine import HINTS, OpenVinoEngine, unavailable_reason
-
-    reason = unavailable_reason()
-    if reason:
-        return reason
-    if precision not in HINTS:
-        return f"OpenVINO on the CPU runs {' or '.join(HINTS)}"
-    try:
-        engine = OpenVinoEngine(subject.bundle, precision)
-    except Exception as err:  # noqa: BLE001 -- as above
-        return f"it cannot start here: {one_line(err)}"
-    return Timed(lambda frame: infer(engine, frame), "OpenVINO (CPU)", engine.close, "cpu", precision)
-
-
-def _eager(subject: Subject, precision: str) -> Timed | str:
+def _eager(subject: Subject, precision: str) -> Restorer | str:
     if subject.model is None:
         return subject.no_model
     import torch
@@ -175,13 +140,8 @@ def _eager(subject: Subject, precision: str) -> Timed | str:
     if precision == "bf16":
         return "bf16 is timed on OpenVINO, the CPU runtime that compiles it"
     model = (subject.model.to_fp16() if precision == "fp16" else subject.model).to(device)
-
-    @torch.inference_mode()
-    def restore(frame: np.ndarray) -> np.ndarray:
-        return model(torch.from_numpy(frame).to(device)).cpu().numpy()
-
-    return Timed(restore, f"PyTorch eager ({device.upper()})", lambda: None, "gpu" if device == "cuda" else "cpu",
-                 precision)
+    return Restorer("pytorch", f"PyTorch eager ({device.upper()})", eager(model, device),
+                    device="gpu" if device == "cuda" else "cpu", math=precision)
 
 
 PEAK_SIZE = 2048  # square matrices: large enough for any BLAS to reach its peak
@@ -257,10 +217,10 @@ def run_bench(bundle: str | None = None, deblurrer: str | None = None, converter
                 continue
             try:
                 for width, height in sizes:
-                    frame = rng.integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+                    frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
                     figures = time_calls(timed.restore, frame, frames, warmup)
                     work_gflop = gflop.get((width, height))
-                    rows.append({"backend": backend, "precision": precision, "engine": timed.engine,
+                    rows.append({"backend": backend, "precision": precision, "engine": timed.description,
                                  "size": f"{width}x{height}", **figures, "gflop_per_frame": work_gflop,
                                  "gflop_per_s": work_gflop * figures["fps"] if work_gflop else None,
                                  "device": timed.device, "math": timed.math})

@@ -95,6 +95,11 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     from blur2blur.runtime.sinks import WindowSink, display_available, open_output, writable_file
     from blur2blur.runtime.sources import open_source
 
+    given = [(kind, spec) for kind, spec in (("camera", camera), ("url", url), ("video", video), ("images", images))
+             if spec]
+    if len(given) != 1:
+        raise UserError("give exactly one source: --camera DEVICE, --url URL, --video FILE or --images DIR")
+    (kind, spec), = given
     if stats_every and not stats:
         raise UserError("--stats-every: give the file to write with --stats")
     if (serve_token or serve_no_token) and not serve:
@@ -116,7 +121,8 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     frame_size = parse_frame_size(size, "--size") if size else None
     with ExitStack() as held:  # the engine and the live view: closed when the run ends, however it ends
         with ExitStack() as setup:  # the source, the sinks and the app: closed here only if the run cannot start
-            source = open_source(camera, video, images, url, frame_size, fps, camera_format, loop, reconnect)
+            source = open_source(spec, kind=kind, option=f"--{kind}", size=frame_size, fps=fps,
+                                 camera_format=camera_format, loop=loop, reconnect=reconnect)
             setup.callback(source.close)
             sinks = []
             if output:

@@ -34,6 +34,7 @@ class Engine(Protocol):
     name: str
     depth: int  # batches the pipeline may keep in flight
     why: str  # why open_engine picked it, for b2b-run's first line
+    device: str  # where it computes: "cpu" or "gpu"
 
     def submit(self, frames: np.ndarray) -> Pending:
         """Start restoring C-contiguous uint8 N x H x W x 3 BGR frames inside the bundle's shape bounds."""
@@ -68,7 +69,7 @@ class FittingEngine:
 
     def __init__(self, engine: Engine, bounds: ShapeBounds | None) -> None:
         self.inner, self.fit = engine, BoundsFit(bounds)
-        self.name, self.depth, self.why = engine.name, engine.depth, engine.why
+        self.name, self.depth, self.why, self.device = engine.name, engine.depth, engine.why, engine.device
         self.verification = getattr(engine, "verification", None)  # OpenVINO's check against ONNX Runtime
 
     def submit(self, frames: np.ndarray) -> Pending:
@@ -109,7 +110,9 @@ class OnnxRuntimeEngine:
                                f"{one_line(err)[:160]}); the file is damaged or incomplete: export the bundle again") \
                 from None
         self.input_name = self.session.get_inputs()[0].name
-        self.name = f"onnxruntime ({self.session.get_providers()[0]}, {Path(onnx_path).name})"
+        provider = self.session.get_providers()[0]
+        self.name = f"onnxruntime ({provider}, {Path(onnx_path).name})"
+        self.device = "gpu" if provider == "CUDAExecutionProvider" else "cpu"
 
     def submit(self, frames: np.ndarray) -> Done:
         return Done(self.session.run(None, {self.input_name: frames})[0])

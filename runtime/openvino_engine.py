@@ -87,6 +87,7 @@ class OpenVinoEngine:
 
     depth = SLOTS
     why = ""  # set by open_engine
+    device = "cpu"
 
     def __init__(self, bundle: Bundle, precision: str | None = None, cache_dir: str | Path | None = None) -> None:
         reason = unavailable_reason()

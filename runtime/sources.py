@@ -168,13 +168,13 @@ def fourcc_text(code: float) -> str:
 
 
 def open_camera(device: str, size: tuple[int, int] | None = None, fps: float | None = None,
-                camera_format: str = "MJPG", reconnect: bool = False) -> FrameSource:
+                camera_format: str = "MJPG", reconnect: bool = False, option: str = "camera") -> FrameSource:
     """A V4L2 device path or an index. MJPG by default: USB cameras give full frame rates at HD only compressed."""
     if camera_format not in CAMERA_FORMATS:
-        raise UserError(f"--camera-format {camera_format}: choose one of {', '.join(CAMERA_FORMATS)}")
+        raise UserError(f"camera format {camera_format}: choose one of {', '.join(CAMERA_FORMATS)}")
     index_or_path: int | str = int(device) if device.isdigit() else device
     if isinstance(index_or_path, str) and not Path(index_or_path).exists():
-        raise UserError(f"--camera {device}: no such device (list them with `v4l2-ctl --list-devices`)")
+        raise UserError(f"{option} {device}: no such device (list them with `v4l2-ctl --list-devices`)")
     api = cv2.CAP_V4L2 if sys.platform.startswith("linux") else cv2.CAP_ANY
 
     def opener() -> cv2.VideoCapture:
@@ -191,73 +191,90 @@ def open_camera(device: str, size: tuple[int, int] | None = None, fps: float | N
     source = CaptureSource("camera", device, opener, live=True, reconnect=reconnect)
     if not source.capture.isOpened():
         source.close()
-        raise UserError(f"--camera {device}: cannot open the camera (in use by another program, or no permission)")
+        raise UserError(f"{option} {device}: cannot open the camera (in use by another program, or no permission)")
     if source.first is None:
         source.close()
-        raise UserError(f"--camera {device}: the camera opened but delivers no frames; try --camera-format YUYV "
-                        "or another --size")
+        raise UserError(f"{option} {device}: the camera opened but delivers no frames; try the YUYV camera format "
+                        "or another size")
     got = fourcc_text(source.capture.get(cv2.CAP_PROP_FOURCC))
     height, width = source.first.shape[:2]
     log.info("camera %s: %dx%d at %.0f frames/s, %s", device, width, height, source.fps, got)
     if got not in (camera_format, "?"):
-        log.warning("--camera-format %s: the camera gives %s instead", camera_format, got)
+        log.warning("camera format %s: the camera gives %s instead", camera_format, got)
     if size and (width, height) != tuple(size):
-        log.warning("--size %dx%d: the camera gives %dx%d instead", *size, width, height)
+        log.warning("size %dx%d: the camera gives %dx%d instead", *size, width, height)
     if fps and abs(source.fps - fps) > 0.5:
-        log.warning("--fps %g: the camera gives %g frames/s instead", fps, source.fps)
+        log.warning("%g frames/s asked for: the camera gives %g instead", fps, source.fps)
     return source
 
 
-def open_url(url: str, reconnect: bool = False) -> FrameSource:
+def open_url(url: str, reconnect: bool = False, option: str = "url") -> FrameSource:
     """An RTSP or HTTP stream through OpenCV's FFmpeg backend; live."""
     source = CaptureSource("url", url, lambda: cv2.VideoCapture(url, cv2.CAP_FFMPEG), live=True, reconnect=reconnect)
     if source.first is None:
         source.close()
-        raise UserError(f"--url {url}: cannot open or decode the stream (check the address and that it is up)")
+        raise UserError(f"{option} {url}: cannot open or decode the stream (check the address and that it is up)")
     return source
 
 
-def open_video(path: str, loop: bool = False) -> FrameSource:
+def open_video(path: str, loop: bool = False, option: str = "video") -> FrameSource:
     if Path(path).is_dir():
-        raise UserError(f"--video {path}: is a folder; give a video file (for a folder of images, use --images)")
+        raise UserError(f"{option} {path}: is a folder; give a video file (or open the folder as images)")
     if not Path(path).is_file():
-        raise UserError(f"--video {path}: no such file")
+        raise UserError(f"{option} {path}: no such file")
     source = CaptureSource("video", path, lambda: cv2.VideoCapture(path), live=False, loop=loop)
     if source.first is None:
         source.close()
-        raise UserError(f"--video {path}: OpenCV cannot decode it (is it a video file?)")
+        raise UserError(f"{option} {path}: OpenCV cannot decode it (is it a video file?)")
     if loop:
         source.frame_count = None
     return source
 
 
-def open_images(folder: str, loop: bool = False) -> FrameSource:
+def open_images(folder: str, loop: bool = False, option: str = "images") -> FrameSource:
     root = Path(folder)
     if not root.is_dir():
-        what = "a file, not a folder of images (give a video file with --video)" if Path(folder).is_file() \
+        what = "a file, not a folder of images (open a video file as a video)" if Path(folder).is_file() \
             else "no such folder"
-        raise UserError(f"--images {folder}: {what}")
+        raise UserError(f"{option} {folder}: {what}")
     paths = sorted((p for p in root.iterdir() if p.is_file() and is_image(p)), key=lambda p: natural_key(p.name))
     if not paths:
-        raise UserError(f"--images {folder}: holds no images (.png, .jpg, ...)")
+        raise UserError(f"{option} {folder}: holds no images (.png, .jpg, ...)")
     return ImageFolderSource(folder, paths, loop)
 
 
-def open_source(camera: str | None = None, video: str | None = None, images: str | None = None,
-                url: str | None = None, size: tuple[int, int] | None = None, fps: float | None = None,
-                camera_format: str = "MJPG", loop: bool = False, reconnect: bool = False) -> FrameSource:
-    """Exactly one of camera, url, video or images. size, fps and camera_format apply to a camera, `reconnect`
-    to a camera or stream, `loop` to a file or folder."""
-    if sum(bool(value) for value in (camera, video, images, url)) != 1:
-        raise UserError("give exactly one source: --camera DEVICE, --url URL, --video FILE or --images DIR")
-    if (camera or url) and loop:
-        raise UserError("--loop: applies to --video and --images, not to a live source")
-    if (video or images) and reconnect:
-        raise UserError("--reconnect: applies to --camera and --url; a file or folder cannot disconnect")
-    if not camera and (size or fps):
-        raise UserError(f"{'--size' if size else '--fps'}: applies to --camera only")
-    if camera:
-        return open_camera(camera, size, fps, camera_format, reconnect)
-    if url:
-        return open_url(url, reconnect)
-    return open_video(video, loop) if video else open_images(images, loop)
+KINDS = ("camera", "url", "video", "images")
+
+
+def source_kind(spec: str) -> str:
+    """What `spec` names: a `camera` (a device under /dev, or an index), a `url` (SCHEME://...), `images` (a folder)
+    or a `video` (anything else: a file)."""
+    if spec.isdigit() or spec.startswith("/dev/"):
+        return "camera"
+    if "://" in spec:
+        return "url"
+    return "images" if Path(spec).is_dir() else "video"
+
+
+def open_source(spec: str, *, kind: str | None = None, option: str | None = None,
+                size: tuple[int, int] | None = None, fps: float | None = None, camera_format: str = "MJPG",
+                loop: bool = False, reconnect: bool = False) -> FrameSource:
+    """Frames from `spec`, a camera, stream, video file or folder of images as the spec says (`source_kind`) unless
+    `kind` is given. size, fps and camera_format apply to a camera, `reconnect` to a camera or stream, `loop` to a
+    file or folder. Errors name the spec as `option` (default: its kind), as a command line names its option."""
+    kind = kind or source_kind(spec)
+    if kind not in KINDS:
+        raise ValueError(f"source kind {kind!r}: one of {', '.join(KINDS)}")
+    option = option or kind
+    live = kind in ("camera", "url")
+    if live and loop:
+        raise UserError(f"{option} {spec}: is live; loop applies to a video file or a folder of images")
+    if not live and reconnect:
+        raise UserError(f"{option} {spec}: a file or folder cannot disconnect; reconnect applies to a camera or stream")
+    if kind != "camera" and (size or fps):
+        raise UserError(f"{option} {spec}: {'a size' if size else 'a frame rate'} applies to a camera only")
+    if kind == "camera":
+        return open_camera(spec, size, fps, camera_format, reconnect, option)
+    if kind == "url":
+        return open_url(spec, reconnect, option)
+    return open_video(spec, loop, option) if kind == "video" else open_images(spec, loop, option)

@@ -76,6 +76,7 @@ class TensorRTEngine:
 
     depth = SLOTS
     why = ""  # set by open_engine
+    device = "gpu"
 
     def __init__(self, bundle: Bundle, precision: str | None = None, cache_dir: str | Path | None = None) -> None:
         reason = unavailable_reason()

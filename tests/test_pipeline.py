@@ -20,8 +20,8 @@ from blur2blur.runtime.sources import CaptureSource, open_source
 def test_pipeline_restores_every_frame_of_a_file_and_reports_timing(tmp_path):
     written = write_video(tmp_path / "in.mp4", frames=6)
     engine = open_engine(open_bundle(write_frame_bundle(tmp_path / "bundle")), "onnxruntime")
-    source = open_source(video=str(tmp_path / "in.mp4"))
-    originals = list(open_source(video=str(tmp_path / "in.mp4")))
+    source = open_source(str(tmp_path / "in.mp4"))
+    originals = list(open_source(str(tmp_path / "in.mp4")))
     report = run(source, engine, load_app("none"), [open_output(str(tmp_path / "out"), source.fps)], progress=False)
     assert report["frames"] == 6 and report["dropped"] == 0 and report["skipped_corrupt"] == 0
     assert set(report["stages"]) == {"capture", "infer", "app", "write", "latency"}
@@ -60,7 +60,7 @@ def test_b2b_run_cli_bad_input_is_one_line_and_nonzero(tmp_path):
         ([*bundle, "--camera", "/dev/video-none"], "--camera /dev/video-none: no such device"),
         ([*bundle, "--camera", "7"], "--camera 7: cannot open the camera"),
         ([*bundle, "--url", "rtsp://127.0.0.1:9/none"], "--url rtsp://127.0.0.1:9/none: cannot open"),
-        ([*bundle, "--camera", "7", "--loop"], "--loop"),
+        ([*bundle, "--camera", "7", "--loop"], "--camera 7: is live; loop applies to a video file"),
     ]:
         result = subprocess.run([B2B_RUN, *args], capture_output=True, text=True)
         assert result.returncode != 0
@@ -113,7 +113,7 @@ def test_batches_give_the_same_frames_as_one_at_a_time(tmp_path):
     engine = open_engine(open_bundle(write_frame_bundle(tmp_path / "bundle")), "onnxruntime")
     outputs = {}
     for batch in (1, 3):
-        source = open_source(video=str(tmp_path / "in.mp4"))
+        source = open_source(str(tmp_path / "in.mp4"))
         report = run(source, engine, load_app("none"), [open_output(str(tmp_path / f"out{batch}"), source.fps)],
                      progress=False, batch=batch)
         assert report["frames"] == 7 and report["batch"] == batch
@@ -136,7 +136,7 @@ def test_a_live_source_drops_its_oldest_frames_under_a_slow_app_and_a_file_drops
     np.testing.assert_array_equal(cv2.imread(str(written[-1])), 255 - decoded[-1])  # the newest frame is never dropped
     assert report["stages"]["latency"]["p95_ms"] < 500  # a frame waits behind at most a few others
 
-    source = open_source(video=path)
+    source = open_source(path)
     report = run(source, engine, SlowApp(), [open_output(str(tmp_path / "file"), source.fps)], progress=False)
     assert report["dropped"] == 0 and report["frames"] == 30
     for png, frame in zip(sorted((tmp_path / "file").iterdir()), decoded):
@@ -153,7 +153,7 @@ def test_frames_outside_the_bundle_shapes_are_padded_or_resized_and_come_out_at_
               "c.png": rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)}  # inside: untouched
     for name, frame in frames.items():
         cv2.imwrite(str(tmp_path / "frames" / name), frame)
-    source = open_source(images=str(tmp_path / "frames"))
+    source = open_source(str(tmp_path / "frames"))
     report = run(source, open_engine(bundle, "onnxruntime"), load_app("none"), [open_output(str(tmp_path / "out"), 25)],
                  progress=False)
     assert report["padded"] == 1 and report["resized"] == 1
@@ -261,7 +261,7 @@ class CloseFailsApp:
 def test_an_app_that_fails_to_close_still_leaves_every_output_closed(tmp_path):
     write_video(tmp_path / "in.mp4", frames=3)
     engine = open_engine(open_bundle(write_frame_bundle(tmp_path / "bundle")), "onnxruntime")
-    source = open_source(video=str(tmp_path / "in.mp4"))
+    source = open_source(str(tmp_path / "in.mp4"))
     with pytest.raises(RuntimeError, match="could not close"):
         run(source, engine, CloseFailsApp(), [open_output(str(tmp_path / "out.mp4"), source.fps)], progress=False)
     assert len(read_video(tmp_path / "out.mp4")) == 3 and not (tmp_path / ".out.partial.mp4").exists()

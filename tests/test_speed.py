@@ -34,12 +34,13 @@ def test_a_bundle_without_checkpoints_times_onnx_runtime_and_says_what_it_cannot
     reasons = {(s["backend"], s["precision"]): s["reason"] for s in figures["skipped"]}
     assert reasons[("pytorch", "fp32")] == "the bundle records no checkpoints"
     assert "no fp16 graph" in reasons[("onnxruntime", "fp16")] and "no fp16 graph" in reasons[("tensorrt", "fp16")]
-    assert "bf16 runs on OpenVINO" in reasons[("onnxruntime", "bf16")]
+    assert "bf16 runs on --backend openvino" in reasons[("onnxruntime", "bf16")]
     if openvino:
-        assert reasons[("openvino", "fp16")] == "OpenVINO on the CPU runs fp32 or bf16"
+        assert reasons[("openvino", "fp16")] == "--precision fp16: OpenVINO runs fp32 or bf16"
     if unavailable_reason():
-        assert reasons[("tensorrt", "fp32")] == unavailable_reason()
-    assert "| ONNX Runtime (" in result.stdout and "not run: pytorch fp32" in result.stdout
+        assert unavailable_reason() in reasons[("tensorrt", "fp32")]
+    assert "| onnxruntime (CPUExecutionProvider, model.onnx) |" in result.stdout
+    assert "not run: pytorch fp32" in result.stdout
 
 
 def test_checkpoints_are_exported_and_timed_in_pytorch_and_both_graphs(tmp_path):
