@@ -19,7 +19,7 @@ GROUP = "blur2blur.apps"
 
 class App(Protocol):
     emits_records: bool  # whether process() returns records (--records is refused for an app that has none)
-    shows_input: bool  # optional (False when absent): its frames hold the input beside the restored frame already
+    beside_input: bool  # optional (False when absent): its frames are shown beside the input, as with --side-by-side
 
     def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, dict | None]:
         """The frame to show and write, and this frame's record (a JSON-serialisable dict) or None.

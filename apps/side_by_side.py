@@ -1,4 +1,5 @@
-"""The `side-by-side` app: input on the left, restored on the right, labelled."""
+"""The `side-by-side` app: input on the left, restored on the right, labelled; and `side_by_side`, the one place
+where such a pair is composed (for this app, `b2b-run --side-by-side` and the live view alike)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ def side_by_side(original: np.ndarray, shown: np.ndarray, text: str = "blur2blur
 
 class SideBySide:
     emits_records = False
-    shows_input = True  # its frames hold the input already: the live view and --side-by-side add none
+    beside_input = True  # the run shows its frames beside the input, as --side-by-side does
 
     def process(self, original: np.ndarray, restored: np.ndarray, timestamp_ms: int) -> tuple[np.ndarray, None]:
-        return side_by_side(original, restored), None
+        return restored, None
 
     def close(self) -> None:
         pass

@@ -92,7 +92,7 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     from blur2blur.runtime.bundle import open_bundle
     from blur2blur.runtime.engines import open_engine
     from blur2blur.runtime.serve import LiveView, check_access
-    from blur2blur.runtime.sinks import WindowSink, display_available, open_output, writable_file
+    from blur2blur.runtime.sinks import RecordsFile, Sink, WindowSink, display_available, open_output, writable_file
     from blur2blur.runtime.sources import open_source
 
     given = [(kind, spec) for kind, spec in (("camera", camera), ("url", url), ("video", video), ("images", images))
@@ -119,40 +119,45 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
     stats_path = writable_file(stats, "--stats") if stats else None
     records_path = writable_file(records, "--records") if records else None
     frame_size = parse_frame_size(size, "--size") if size else None
-    with ExitStack() as held:  # the engine and the live view: closed when the run ends, however it ends
+    with ExitStack() as held:  # the engine: closed when the run ends, however it ends
         with ExitStack() as setup:  # the source, the sinks and the app: closed here only if the run cannot start
             source = open_source(spec, kind=kind, option=f"--{kind}", size=frame_size, fps=fps,
                                  camera_format=camera_format, loop=loop, reconnect=reconnect)
             setup.callback(source.close)
-            sinks = []
-            if output:
-                sinks.append(open_output(output, source.fps))
-                setup.callback(sinks[0].close, complete=False)  # a run that could not start leaves nothing
-            if not headless and display_available():
-                sinks.append(WindowSink())
             app = load_app(app_name, hand_model=hand_model)
             setup.callback(app.close)
             if records and not getattr(app, "emits_records", True):
                 raise UserError(f"--records: the {app_name} app emits no records (--app handpose does)")
+            paired = side_by_side or getattr(app, "beside_input", False)
+            sinks = []
+
+            def add(sink: Sink) -> None:  # a run that could not start leaves nothing
+                sinks.append(sink)
+                setup.callback(sink.close, complete=False)
+
+            if output:
+                add(open_output(output, source.fps, paired))
+            if not headless and display_available():
+                add(WindowSink(paired=paired))
+            if records_path:
+                add(RecordsFile(records_path))
             engine = open_engine(loaded, backend, precision)
             held.callback(engine.close)
             log.info("backend: %s (%s)", engine.name, engine.why)  # the run's first line: what restores its frames
-            if not sinks and not records and not stats:
+            if not sinks and not stats and not serve:
                 log.info("no --output, --records or --stats and no window: frames are restored and discarded")
             log.info("%s %s -> %s -> %s", source.kind, source.spec, engine.name, app_name)
-            live = None
             if serve:
                 live = LiveView(serve, serve_token, {"bundle": str(bundle), "app": app_name, "backend": engine.name})
-                held.callback(live.close)
+                add(live)
                 log.info("live view: open %s", live.url)
             setup.pop_all()  # from here on, the pipeline closes them
 
         def write_stats(report: dict, running: bool = True) -> None:
             write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
 
-        report = pipeline.run(source, engine, app, sinks, records_path=records_path, max_frames=max_frames,
-                              batch=batch, side_by_side=side_by_side, stats_every=stats_every, on_stats=write_stats,
-                              live=live)
+        report = pipeline.run(source, engine, app, sinks, max_frames=max_frames, batch=batch,
+                              stats_every=stats_every, on_stats=write_stats)
     click.echo(pipeline.format_report(report))
     if stats_path:
         write_stats(report, running=False)

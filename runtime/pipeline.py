@@ -14,16 +14,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from blur2blur.apps import App
-from blur2blur.apps.side_by_side import side_by_side as compose_side_by_side
 from blur2blur.runtime.engines import FittingEngine
-from blur2blur.runtime.serve import LiveView
-from blur2blur.runtime.sinks import FrameSink, RecordsFile
+from blur2blur.runtime.sinks import Shown, Sink
 from blur2blur.runtime.sources import FrameSource
 from blur2blur.runtime.timings import StageTimes
 
@@ -50,14 +47,11 @@ END = None  # what a stage puts on its queue after its last item
 
 
 class Pipeline:
-    def __init__(self, source: FrameSource, engine: FittingEngine, app: App, sinks: Sequence[FrameSink], *,
-                 records_path: Path | None = None, max_frames: int | None = None, batch: int = 1,
-                 side_by_side: bool = False, progress: bool = True,
-                 stats_every: float | None = None, on_stats: Callable[[dict], None] | None = None,
-                 live: LiveView | None = None) -> None:
+    def __init__(self, source: FrameSource, engine: FittingEngine, app: App, sinks: Sequence[Sink], *,
+                 max_frames: int | None = None, batch: int = 1, progress: bool = True,
+                 stats_every: float | None = None, on_stats: Callable[[dict], None] | None = None) -> None:
         self.source, self.engine, self.app, self.sinks = source, engine, app, list(sinks)
-        self.records_path, self.max_frames, self.batch = records_path, max_frames, batch
-        self.side_by_side, self.progress = side_by_side, progress
+        self.max_frames, self.batch, self.progress = max_frames, batch, progress
         # Live: at most one batch waits before inference and one before the app, the oldest dropped to make room,
         # so what is shown is at most about two batches old. Files read ahead and never drop.
         self.captured: queue.Queue = queue.Queue(maxsize=batch if source.live else 2 * batch)
@@ -67,7 +61,7 @@ class Pipeline:
         self.errors: list[BaseException] = []
         self.dropped = {"captured": 0, "restored": 0}  # each counter written by one thread only
         self.times = StageTimes(STAGES)
-        self.stats_every, self.on_stats, self.live = stats_every, on_stats, live
+        self.stats_every, self.on_stats = stats_every, on_stats
 
     # -- queues: blocking operations that give up when the run stops
     def put(self, q: queue.Queue, item: Item | None) -> bool:
@@ -201,7 +195,6 @@ class Pipeline:
         """
         from tqdm import tqdm
 
-        records = RecordsFile(self.records_path) if self.records_path else None
         main = threading.current_thread() is threading.main_thread()
         # Ctrl-C and SIGTERM only ask the stages to stop: nothing is cut off half-way through writing a frame.
         saved = [(sig, signal.signal(sig, self.on_signal)) for sig in (signal.SIGINT, signal.SIGTERM)] if main else []
@@ -216,8 +209,8 @@ class Pipeline:
             total = min(total, self.max_frames) if total else self.max_frames
         bar = tqdm(desc="frames", unit="f", total=total, disable=not self.progress, leave=False)
         frames, last_stamp, stats_written = 0, -1, start
-        if self.live is not None:
-            self.live.figures = lambda: self.report(frames, time.perf_counter() - start)
+        for sink in self.sinks:
+            sink.start(lambda: self.report(frames, time.perf_counter() - start))
         try:
             while self.max_frames is None or frames < self.max_frames:
                 item = self.get(self.restored)
@@ -225,17 +218,11 @@ class Pipeline:
                     break
                 begin = time.perf_counter()
                 last_stamp = max(item.timestamp_ms, last_stamp + 1)  # video-mode apps need increasing stamps
-                shown, record = self.app.process(item.frame, item.restored, last_stamp)
-                original = None if getattr(self.app, "shows_input", False) else item.frame
-                if self.live is not None:  # references only: the viewers' threads compose and encode
-                    self.live.publish(original, shown, record)
-                if self.side_by_side and original is not None:
-                    shown = compose_side_by_side(original, shown)
+                frame, record = self.app.process(item.frame, item.restored, last_stamp)
+                shown = Shown(item.index, last_stamp, item.frame, frame, record)
                 processed = time.perf_counter()
                 for sink in self.sinks:
                     sink.write(shown)
-                if records is not None and record is not None:
-                    records.write({"frame": item.index, "timestamp_ms": last_stamp, **record})
                 written = time.perf_counter()
                 self.times.add((item.capture_s, item.infer_s, processed - begin, written - processed,
                                 written - item.captured))
@@ -254,7 +241,7 @@ class Pipeline:
             self.errors.append(err)
         seconds = time.perf_counter() - start
         try:
-            self.finish(workers, records, bar, complete=not self.errors)
+            self.finish(workers, bar, complete=not self.errors)
         finally:
             for sig, handler in saved:
                 signal.signal(sig, handler)
@@ -290,7 +277,7 @@ class Pipeline:
         self.interrupted = True
         self.stopping.set()
 
-    def finish(self, workers: list[threading.Thread], records: RecordsFile | None, bar, complete: bool) -> None:
+    def finish(self, workers: list[threading.Thread], bar, complete: bool) -> None:
         """Stop the stages and close everything, outputs first; a failure to close one part does not keep the
         others open, and is raised (after the run's own error, if any)."""
         self.stopping.set()
@@ -299,9 +286,9 @@ class Pipeline:
             worker.join(JOIN_SECONDS)
         bar.close()
         failed = not complete
-        for part in [*self.sinks, *([records] if records else [])]:  # one output that fails discards the others
+        for sink in self.sinks:  # one output that fails discards the others
             try:
-                part.close(complete=not failed)
+                sink.close(complete=not failed)
             except Exception as err:  # noqa: BLE001 - kept, raised once everything is closed
                 self.errors.append(err)
                 failed = True
@@ -313,15 +300,13 @@ class Pipeline:
                 self.errors.append(err)
 
 
-def run(source: FrameSource, engine: FittingEngine, app: App, sinks: Sequence[FrameSink], *,
-        records_path: Path | None = None, max_frames: int | None = None, progress: bool = True, batch: int = 1,
-        side_by_side: bool = False, stats_every: float | None = None,
-        on_stats: Callable[[dict], None] | None = None, live: LiveView | None = None) -> dict:
+def run(source: FrameSource, engine: FittingEngine, app: App, sinks: Sequence[Sink], *,
+        max_frames: int | None = None, progress: bool = True, batch: int = 1, stats_every: float | None = None,
+        on_stats: Callable[[dict], None] | None = None) -> dict:
     """Restore the frames of `source` through `engine` into `app` and `sinks`; return the timing report, also
-    handed to `on_stats` every `stats_every` seconds while the run goes on; `live` gets every frame shown."""
-    return Pipeline(source, engine, app, sinks, records_path=records_path, max_frames=max_frames, batch=batch,
-                    side_by_side=side_by_side, progress=progress, stats_every=stats_every,
-                    on_stats=on_stats, live=live).run()
+    handed to `on_stats` every `stats_every` seconds while the run goes on."""
+    return Pipeline(source, engine, app, sinks, max_frames=max_frames, batch=batch, progress=progress,
+                    stats_every=stats_every, on_stats=on_stats).run()
 
 
 def summarise(times: StageTimes, frames: int, seconds: float) -> dict:

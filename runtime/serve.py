@@ -31,10 +31,9 @@ from typing import Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
 import cv2
-import numpy as np
 
-from blur2blur.apps.side_by_side import side_by_side
 from blur2blur.errors import UserError
+from blur2blur.runtime.sinks import Shown, Sink
 
 log = logging.getLogger(__name__)
 JPEG_QUALITY = 80
@@ -155,20 +154,21 @@ def check_access(address: str, token: str | None, no_token: bool) -> None:
                         "(or --serve-no-token to let anyone who reaches it watch)")
 
 
-class LiveView:
-    """The newest frames and figures of a run, served over HTTP at `address` while the run goes on."""
+class LiveView(Sink):
+    """A sink that serves the newest frame (input | the app's frame) and the run's figures over HTTP at `address`
+    while the run goes on."""
 
     def __init__(self, address: str, token: str | None = None, info: dict | None = None,
                  request_timeout: float = REQUEST_SECONDS, max_connections: int = MAX_CONNECTIONS) -> None:
         host, port = parse_address(address)
         self.token, self.info = token, dict(info or {})
         self.loopback_only = token is None and is_loopback(host)  # then Host and Origin must name loopback
-        # the pipeline's report so far (the pipeline sets it when it starts)
+        # the run's report so far (given by `start`)
         self.figures: Callable[[], dict] = lambda: {"frames": 0, "fps": 0.0, "dropped": 0, "stages": {}}
         self._lock = threading.Lock()
         self._new = threading.Condition(self._lock)
         self._encoding = threading.Lock()
-        self._frames: tuple[np.ndarray | None, np.ndarray] | None = None
+        self._shown: Shown | None = None
         self._record: dict | None = None
         self._seq = 0
         self._encoded: tuple[int, bytes] = (0, b"")
@@ -196,16 +196,19 @@ class LiveView:
         return f"http://{host}:{port}/" + (f"?token={quote(self.token, safe='')}" if self.token else "")
 
     # -- the pipeline's side: cheap, never blocks on a viewer
-    def publish(self, original: np.ndarray | None, shown: np.ndarray, record: dict | None) -> None:
-        """The newest frame (the input and what the app shows) and its record; only references are kept."""
+    def start(self, figures: Callable[[], dict]) -> None:
+        self.figures = figures
+
+    def write(self, shown: Shown) -> None:
+        """The newest frame and its record; only a reference is kept (the viewers' threads compose and encode)."""
         with self._new:
-            self._frames, self._seq = (original, shown), self._seq + 1
-            if record is not None:
-                self._record = record
+            self._shown, self._seq = shown, self._seq + 1
+            if shown.record is not None:
+                self._record = shown.record
             self._times.append(time.perf_counter())
             self._new.notify_all()
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         """End the streams (viewers see the run end) and stop serving."""
         with self._new:
             self.running = False
@@ -222,11 +225,10 @@ class LiveView:
                 return None
         with self._encoding:  # one viewer encodes, the others take its result
             with self._lock:
-                seq, (original, shown) = self._seq, self._frames
+                seq, shown = self._seq, self._shown
                 if self._encoded[0] == seq:
                     return self._encoded
-            image = shown if original is None else side_by_side(original, shown)
-            ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            ok, data = cv2.imencode(".jpg", shown.paired, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             with self._lock:
                 self.encodes += 1
                 self._encoded = (seq, data.tobytes())

@@ -1,5 +1,5 @@
-"""FrameSink: a video file, a folder of numbered PNGs, or a window; each written so a stop leaves it usable.
-Also the app's records file, written the same way."""
+"""Sinks: where the frames a run shows go. A video file, a folder of numbered PNGs, a window, the app's records
+file (and the live view, runtime/serve.py); each written so a stop leaves it usable."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 
+from blur2blur.apps.side_by_side import side_by_side
 from blur2blur.errors import UserError
 from blur2blur.files.atomic import FOURCC, AtomicVideo, remove_stale_temporaries, temporary, write_atomic_png
 from blur2blur.files.locks import Lock, beside
@@ -21,14 +24,51 @@ from blur2blur.images import is_video
 log = logging.getLogger(__name__)
 
 
-class FrameSink:
+@dataclass
+class Shown:
+    """A frame as it leaves the app: its place in the run, the input it came from, the app's frame and record."""
+
+    index: int
+    timestamp_ms: int
+    input: np.ndarray
+    frame: np.ndarray
+    record: dict | None = None
+    _paired: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def paired(self) -> np.ndarray:
+        """input | frame, labelled: composed here only, once, by the first sink that shows it."""
+        if self._paired is None:
+            self._paired = side_by_side(self.input, self.frame)
+        return self._paired
+
+
+class Sink:
+    """Where shown frames go; `close` finishes it, and `complete=False` (the run failed) discards what cannot be
+    trusted."""
+
     stop_requested = False  # set by a sink the user can close (the window): the run ends after this frame
 
-    def write(self, frame: np.ndarray) -> None:
+    def start(self, figures: Callable[[], dict]) -> None:
+        """Called as the run starts with its report so far, for sinks that show it (the live view)."""
+
+    def write(self, shown: Shown) -> None:
         raise NotImplementedError
 
     def close(self, complete: bool = True) -> None:
-        """Finish the output; `complete=False` (the run failed) discards what cannot be trusted."""
+        pass
+
+
+class FrameSink(Sink):
+    """A sink of images: the app's frame or, when `paired`, the input beside it."""
+
+    paired = False
+
+    def write(self, shown: Shown) -> None:
+        self.write_frame(shown.paired if self.paired else shown.frame)
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        raise NotImplementedError
 
 
 class VideoFileSink(FrameSink):
@@ -39,15 +79,15 @@ class VideoFileSink(FrameSink):
     A video has one frame size: later frames of another size are resized to the first one's (said once).
     """
 
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps
+    def __init__(self, path: Path, fps: float, paired: bool = False) -> None:
+        self.path, self.fps, self.paired = path, fps, paired
         self.lock = Lock(beside(path), f"--output {path}").acquire()
         remove_stale_temporaries(path)
         self.video: AtomicVideo | None = None
         self.size: tuple[int, int] | None = None
         self.resized = 0
 
-    def write(self, frame: np.ndarray) -> None:
+    def write_frame(self, frame: np.ndarray) -> None:
         size = (frame.shape[1], frame.shape[0])
         if self.video is None:
             self.size, self.video = size, AtomicVideo(self.path, self.fps, size)
@@ -91,14 +131,14 @@ def _other_format(path: Path) -> str:
 class ImageFolderSink(FrameSink):
     """Numbered PNGs 000000.png, 000001.png, ... in a folder that holds none yet; a failed run removes its own."""
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+    def __init__(self, folder: Path, paired: bool = False) -> None:
+        self.folder, self.paired = folder, paired
         self.frames = 0
 
     def path(self, index: int) -> Path:
         return self.folder / f"{index:06d}.png"
 
-    def write(self, frame: np.ndarray) -> None:
+    def write_frame(self, frame: np.ndarray) -> None:
         write_atomic_png(self.path(self.frames), frame)
         self.frames += 1
 
@@ -108,8 +148,9 @@ class ImageFolderSink(FrameSink):
                 self.path(index).unlink(missing_ok=True)
 
 
-class RecordsFile:
-    """The app's records, one JSON line per frame, under a temporary name until the run ends; locked like a video."""
+class RecordsFile(Sink):
+    """The app's records, one JSON line per frame that has one (with the frame's index and timestamp), under a
+    temporary name until the run ends; locked like a video."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -122,8 +163,10 @@ class RecordsFile:
             self.lock.release()
             raise UserError(f"--records {path}: cannot write it ({err.strerror})") from None
 
-    def write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
+    def write(self, shown: Shown) -> None:
+        if shown.record is not None:
+            self.file.write(json.dumps({"frame": shown.index, "timestamp_ms": shown.timestamp_ms, **shown.record}) +
+                            "\n")
 
     def close(self, complete: bool = True) -> None:
         try:
@@ -143,10 +186,10 @@ class RecordsFile:
 class WindowSink(FrameSink):
     """An OpenCV window; pressing q or Esc in it stops the run."""
 
-    def __init__(self, title: str = "blur2blur") -> None:
-        self.title = title
+    def __init__(self, title: str = "blur2blur", paired: bool = False) -> None:
+        self.title, self.paired = title, paired
 
-    def write(self, frame: np.ndarray) -> None:
+    def write_frame(self, frame: np.ndarray) -> None:
         cv2.imshow(self.title, frame)
         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
             self.stop_requested = True
@@ -183,8 +226,9 @@ def display_available() -> bool:
     return usable
 
 
-def open_output(output: str, fps: float) -> FrameSink:
-    """A video file for a video suffix, else a folder of PNGs; fails now, not at the first frame, if unwritable."""
+def open_output(output: str, fps: float, paired: bool = False) -> FrameSink:
+    """A video file for a video suffix, else a folder of PNGs (of input | frame when `paired`); fails now, not at
+    the first frame, if unwritable."""
     path = Path(output)
     if path.suffix and not is_video(path):
         raise UserError(f"--output {output}: give a video file (.mp4, .avi, ...) or a folder for PNGs")
@@ -198,7 +242,7 @@ def open_output(output: str, fps: float) -> FrameSink:
     if not path.suffix:
         if any(path.glob("[0-9][0-9][0-9][0-9][0-9][0-9].png")):
             raise UserError(f"--output {output}: already holds numbered PNGs; give a new or empty folder")
-        return ImageFolderSink(path)
+        return ImageFolderSink(path, paired)
     # The frame size is known only at the first frame; a probe now proves that OpenCV can encode this format here.
     probe = temporary(path.with_name(f"{path.stem}-probe{path.suffix}"))
     writer = cv2.VideoWriter(str(probe), cv2.VideoWriter_fourcc(*FOURCC), fps, (64, 64))
@@ -208,4 +252,4 @@ def open_output(output: str, fps: float) -> FrameSink:
     if not opened:
         raise UserError(f"--output {output}: OpenCV cannot write a {path.suffix} video in {folder} (is the disk "
                         f"full?); else try {_other_format(path)}")
-    return VideoFileSink(path, fps)
+    return VideoFileSink(path, fps, paired)

@@ -234,7 +234,7 @@ def open_video(path: str, loop: bool = False, option: str = "video") -> FrameSou
 def open_images(folder: str, loop: bool = False, option: str = "images") -> FrameSource:
     root = Path(folder)
     if not root.is_dir():
-        what = "a file, not a folder of images (open a video file as a video)" if Path(folder).is_file() \
+        what = "a file, not a folder of images (a video? open it as one)" if Path(folder).is_file() \
             else "no such folder"
         raise UserError(f"{option} {folder}: {what}")
     paths = sorted((p for p in root.iterdir() if p.is_file() and is_image(p)), key=lambda p: natural_key(p.name))

@@ -308,7 +308,7 @@ def test_images_given_a_file_says_it_is_a_file(tmp_path):
     bundle = write_frame_bundle(tmp_path / "bundle")
     write_video(tmp_path / "in.mp4", frames=2)
     assert_one_line_error(run(B2B_RUN, "--bundle", bundle, "--images", tmp_path / "in.mp4"),
-                          "a file, not a folder of images (give a video file with --video)")
+                          f"--images {tmp_path / 'in.mp4'}: a file, not a folder of images (a video? open it as one)")
 
 
 def test_a_crop_larger_than_the_pairs_is_said(tmp_path, caplog):

@@ -5,6 +5,7 @@ import sys
 from importlib.metadata import distributions
 from pathlib import Path
 
+import cv2
 import pytest
 from helpers import write_frame_bundle, write_video
 
@@ -20,12 +21,19 @@ def test_b2b_run_works_without_torch(tmp_path):
     # Make `import torch` fail, as on an edge device with only blur2blur[runtime] installed.
     write_video(tmp_path / "in.mp4", frames=3)
     write_frame_bundle(tmp_path / "bundle")
-    args = ["--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "in.mp4"), "--app", "side-by-side",
-            "--output", str(tmp_path / "out"), "--headless"]
-    code = f"import sys; sys.modules['torch'] = None\nfrom blur2blur.runtime.cli import main\nmain({args!r})\n"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert len(list((tmp_path / "out").iterdir())) == 3
+
+    def b2b_run(out: str, *extra: str) -> list[Path]:
+        args = ["--bundle", str(tmp_path / "bundle"), "--video", str(tmp_path / "in.mp4"), "--app", "side-by-side",
+                "--output", str(tmp_path / out), "--headless", *extra]
+        code = f"import sys; sys.modules['torch'] = None\nfrom blur2blur.runtime.cli import main\nmain({args!r})\n"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return sorted((tmp_path / out).iterdir())
+
+    written = b2b_run("out")
+    assert len(written) == 3 and cv2.imread(str(written[0])).shape == (48, 128, 3)  # input | restored
+    again = b2b_run("again", "--side-by-side")
+    assert cv2.imread(str(again[0])).shape == (48, 128, 3)  # the pair once, however it is asked for
 
 
 def test_data_imports_and_makes_pairs_without_torch():

@@ -25,6 +25,7 @@ from helpers import B2B_RUN, assert_one_line_error, write_frame_bundle
 
 from blur2blur.errors import UserError
 from blur2blur.runtime.serve import LiveView, check_access, parse_address
+from blur2blur.runtime.sinks import Shown
 
 
 def counter_video(path: Path, frames: int = 50, width: int = 160, height: int = 96) -> None:
@@ -123,7 +124,7 @@ def test_frames_are_encoded_only_while_someone_watches():
     live = LiveView("127.0.0.1:0")
     try:
         for i in range(20):
-            live.publish(np.full((8, 8, 3), i, np.uint8), np.full((8, 8, 3), 255 - i, np.uint8), {"n": i})
+            live.write(Shown(i, i, np.full((8, 8, 3), i, np.uint8), np.full((8, 8, 3), 255 - i, np.uint8), {"n": i}))
         assert live.encodes == 0
         seq, data = live.snapshot(timeout=1)
         shown = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
