@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -83,17 +82,16 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
       b2b-run fetch-hand-model        (the hand-pose model, into ~/.cache/blur2blur)
     Add --debug to any command for a traceback on errors.
     """
-    from blur2blur.apps import load_app
     from blur2blur.apps.hand_model import hand_model_inputs
     from blur2blur.commands import parse_frame_size
     from blur2blur.files.atomic import write_atomic
     from blur2blur.files.outputs import check_outputs
-    from blur2blur.runtime import pipeline
     from blur2blur.runtime.bundle import open_bundle
-    from blur2blur.runtime.engines import open_engine
-    from blur2blur.runtime.serve import LiveView, check_access
-    from blur2blur.runtime.sinks import RecordsFile, Sink, WindowSink, display_available, open_output, writable_file
+    from blur2blur.runtime.pipeline import format_report
+    from blur2blur.runtime.serve import check_access
+    from blur2blur.runtime.sinks import display_available, writable_file
     from blur2blur.runtime.sources import open_source
+    from blur2blur.runtime.stream import stream
 
     given = [(kind, spec) for kind, spec in (("camera", camera), ("url", url), ("video", video), ("images", images))
              if spec]
@@ -112,53 +110,20 @@ def main_command(bundle, camera, camera_format, size, fps, url, video, images, l
                   files={"--output": output if video_output else None, "--records": records, "--stats": stats},
                   folders={"--output": None if video_output else output}, force=force)
     loaded = open_bundle(bundle, verify=not no_verify)
-    bounds = loaded.bounds
-    if bounds and batch > bounds.batch:
-        raise UserError(f"--batch {batch}: the bundle takes at most {bounds.batch} frames at a time "
-                        f"(export it with --batch {batch})")
     stats_path = writable_file(stats, "--stats") if stats else None
     records_path = writable_file(records, "--records") if records else None
     frame_size = parse_frame_size(size, "--size") if size else None
-    with ExitStack() as held:  # the engine: closed when the run ends, however it ends
-        with ExitStack() as setup:  # the source, the sinks and the app: closed here only if the run cannot start
-            source = open_source(spec, kind=kind, option=f"--{kind}", size=frame_size, fps=fps,
-                                 camera_format=camera_format, loop=loop, reconnect=reconnect)
-            setup.callback(source.close)
-            app = load_app(app_name, hand_model=hand_model)
-            setup.callback(app.close)
-            if records and not getattr(app, "emits_records", True):
-                raise UserError(f"--records: the {app_name} app emits no records (--app handpose does)")
-            paired = side_by_side or getattr(app, "beside_input", False)
-            sinks = []
 
-            def add(sink: Sink) -> None:  # a run that could not start leaves nothing
-                sinks.append(sink)
-                setup.callback(sink.close, complete=False)
+    def write_stats(report: dict, running: bool = True) -> None:
+        write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
 
-            if output:
-                add(open_output(output, source.fps, paired))
-            if not headless and display_available():
-                add(WindowSink(paired=paired))
-            if records_path:
-                add(RecordsFile(records_path))
-            engine = open_engine(loaded, backend, precision)
-            held.callback(engine.close)
-            log.info("backend: %s (%s)", engine.name, engine.why)  # the run's first line: what restores its frames
-            if not sinks and not stats and not serve:
-                log.info("no --output, --records or --stats and no window: frames are restored and discarded")
-            log.info("%s %s -> %s -> %s", source.kind, source.spec, engine.name, app_name)
-            if serve:
-                live = LiveView(serve, serve_token, {"bundle": str(bundle), "app": app_name, "backend": engine.name})
-                add(live)
-                log.info("live view: open %s", live.url)
-            setup.pop_all()  # from here on, the pipeline closes them
-
-        def write_stats(report: dict, running: bool = True) -> None:
-            write_atomic(stats_path, (json.dumps({**report, "running": running}, indent=2) + "\n").encode())
-
-        report = pipeline.run(source, engine, app, sinks, max_frames=max_frames, batch=batch,
-                              stats_every=stats_every, on_stats=write_stats)
-    click.echo(pipeline.format_report(report))
+    source = open_source(spec, kind=kind, option=f"--{kind}", size=frame_size, fps=fps, camera_format=camera_format,
+                         loop=loop, reconnect=reconnect)
+    report = stream(loaded, source, app_name, hand_model=hand_model, output=output, records=records_path,
+                    window=not headless and display_available(), side_by_side=side_by_side, serve=serve,
+                    serve_token=serve_token, backend=backend, precision=precision, batch=batch,
+                    max_frames=max_frames, stats_every=stats_every, on_stats=write_stats if stats_path else None)
+    click.echo(format_report(report))
     if stats_path:
         write_stats(report, running=False)
     for path in (output, records):
