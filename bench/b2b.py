@@ -10,7 +10,7 @@ from pathlib import Path
 
 from blur2blur.data.sources import open_pairs
 from blur2blur.evaluate.deblur import evaluate_deblur
-from blur2blur.evaluate.restorers import torch_restorers
+from blur2blur.evaluate.restorers import Restorer, torch_restorers
 from blur2blur.weights import resolve_checkpoint
 
 
@@ -40,10 +40,14 @@ def last_evaluation(run_folder: Path) -> dict:
     return [line for line in metrics(run_folder) if any(key.startswith("val_") for key in line)][-1]
 
 
-def deblurred(checkpoint: str, pairs: str) -> dict[str, float]:
-    """`b2b-eval deblur`'s means of a deblurrer (checkpoint or shipped name) on every pair of `pairs`, named as the
-    training runs log them: val_psnr_input, val_ssim_input (the blurry input), val_psnr, val_ssim (deblurred)."""
-    restorers = torch_restorers(resolve_checkpoint(checkpoint, "--deblurrer"))
-    mean = evaluate_deblur(open_pairs(pairs, option="--pairs"), restorers, limit=0)["mean"]
+def open_deblurrer(checkpoint: str) -> Restorer:
+    """A deblurrer (checkpoint or shipped name) in PyTorch, loaded once for every `deblurred` call."""
+    return torch_restorers(resolve_checkpoint(checkpoint, "--deblurrer"))[0]
+
+
+def deblurred(deblurrer: Restorer, pairs: str) -> dict[str, float]:
+    """`b2b-eval deblur`'s means of `deblurrer` on every pair of `pairs`, named as the training runs log them:
+    val_psnr_input, val_ssim_input (the blurry input), val_psnr, val_ssim (deblurred)."""
+    mean = evaluate_deblur(open_pairs(pairs, option="--pairs"), [deblurrer], limit=0)["mean"]
     return {"val_psnr_input": mean["blurry"]["psnr"], "val_ssim_input": mean["blurry"]["ssim"],
             "val_psnr": mean["deblurrer"]["psnr"], "val_ssim": mean["deblurrer"]["ssim"]}

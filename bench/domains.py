@@ -18,12 +18,11 @@ import time
 from pathlib import Path
 
 import torch
-from b2b import deblurred  # bench/, beside this script
+from b2b import deblurred, open_deblurrer  # bench/, beside this script
 
 from blur2blur.data.blur.content import load_sharp_images
 from blur2blur.data.blur.domains import CAMERAS, DOMAINS
 from blur2blur.data.blur.write import synthesize
-from blur2blur.models.checkpoint import load_checkpoint
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "sharp_natural" / "kodak24_via_ffdnet"
 
@@ -41,15 +40,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(args.threads)
     work = Path(args.work or tempfile.mkdtemp(prefix="b2b-domains-"))
-    arch = load_checkpoint(args.deblurrer, kind="deblurrer")[1]["arch"]
+    deblurrer = open_deblurrer(args.deblurrer)
     start = time.perf_counter()
     test_images = load_sharp_images(args.test_sharp)
     rows = []
     for name in ["known", *CAMERAS, *(n for n in DOMAINS if n not in CAMERAS and n != "known")]:
         synthesize(name, test_images, work / f"test-{name}", count=args.count, size=args.size, seed=2)
-        rows.append((name, deblurred(args.deblurrer, str(work / f"test-{name}"))))
+        rows.append((name, deblurred(deblurrer, str(work / f"test-{name}"))))
     minutes = (time.perf_counter() - start) / 60
-    print(f"\n{args.deblurrer} ({arch}) on {args.count} pairs of {args.size} x {args.size} per domain from "
+    print(f"\n{deblurrer.description} on {args.count} pairs of {args.size} x {args.size} per domain from "
           f"{args.test_sharp} ({minutes:.1f} min); PSNR (dB) / SSIM\n")
     print("| domain | role | blurry input | deblurred | gain |\n|---|---|---|---|---|")
     for name, f in rows:

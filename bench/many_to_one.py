@@ -31,11 +31,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from b2b import b2b_train, deblurred, metrics  # bench/, beside this script
+from b2b import b2b_train, deblurred, metrics, open_deblurrer  # bench/, beside this script
 
 from blur2blur.data.blur.content import load_sharp_images
 from blur2blur.data.blur.domains import CAMERAS, DOMAINS, parse_cameras
 from blur2blur.data.blur.write import synthesize
+from blur2blur.evaluate.restorers import Restorer
 from blur2blur.files.atomic import write_atomic_png
 from blur2blur.images import read_bgr
 from blur2blur.quality import no_pairs_score
@@ -103,7 +104,7 @@ def upper_bound(work: Path, name: str, images: list, known: str, steps: int) -> 
                      lr=2e-4, warmup=20, eval_every=10**9, val_count=0)
 
 
-def perfect_converter(deblurrer: str, test: Path, work: Path, name: str, draws: int = 8) -> dict:
+def perfect_converter(deblurrer: Restorer, test: Path, work: Path, name: str, draws: int = 8) -> dict:
     """The deblurrer's figures on the `test` pairs' sharp images given exactly the known blur (`draws` blurs of
     each): what a G that turned the camera's frames into known-blur frames, and did nothing else, would give."""
     folder = work / f"perfect-{name}"
@@ -146,6 +147,7 @@ def main() -> None:
 
     train_images = load_sharp_images(args.train_sharp)
     test_images = load_sharp_images(args.test_sharp)
+    deblurrer = open_deblurrer(args.deblurrer)
     rows = []
     for name in names:
         test = work / f"test-{name}"
@@ -154,8 +156,8 @@ def main() -> None:
         bound, upper_seconds = {"val_psnr": float("nan"), "val_ssim": float("nan")}, float("nan")
         if args.upper_steps:
             upper = upper_bound(work, name, train_images, args.deblurrer, args.upper_steps)
-            bound, upper_seconds = deblurred(str(upper), str(test)), timed(work / f"upper-{name}")
-        perfect = perfect_converter(args.deblurrer, test, work, name)
+            bound, upper_seconds = deblurred(open_deblurrer(str(upper)), str(test)), timed(work / f"upper-{name}")
+        perfect = perfect_converter(deblurrer, test, work, name)
         ours, best_test, correlation = no_pairs_pick(run)
         rows.append((name, ours, bound, perfect, best_test, correlation, (timed(run), upper_seconds)))
         g = json.loads((run / "config.json").read_text())

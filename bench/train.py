@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from b2b import b2b_train, deblurred, last_evaluation, metrics  # bench/, beside this script
+from b2b import b2b_train, deblurred, last_evaluation, metrics, open_deblurrer  # bench/, beside this script
 
 from blur2blur.data.blur.content import load_sharp_images
 from blur2blur.data.blur.write import synthesize
@@ -86,7 +86,7 @@ def main() -> None:
         last = b2b_train("deblurrer", work / "deblurrer", pairs=work / "known", steps=args.steps, batch=args.batch,
                          crop=args.crop, lr=args.lr, warmup=args.warmup, eval_every=max(1, args.steps // 6))
         minutes = (time.perf_counter() - start) / 60
-        rows = [(f"{args.count} pairs of 128 x 128 from {args.test_sharp}", deblurred(str(last), test)),
+        rows = [(f"{args.count} pairs of 128 x 128 from {args.test_sharp}", deblurred(open_deblurrer(str(last)), test)),
                 ("the run's 8 validation pairs (unseen crops of training images)", last_evaluation(last.parent))]
         tables.append(
             f"nafnet-tiny trained on `known` for {args.steps} steps ({minutes:.1f} min), batch {args.batch}, "

@@ -227,7 +227,7 @@ class Pipeline:
                 self.times.add((item.capture_s, item.infer_s, processed - begin, written - processed,
                                 written - item.captured))
                 frames += 1
-                if self.stats_every and written - stats_written >= self.stats_every:
+                if self.on_stats and self.stats_every and written - stats_written >= self.stats_every:
                     self.on_stats(self.report(frames, written - start))
                     stats_written = written
                 bar.update()

@@ -17,6 +17,14 @@ from blur2blur.runtime.sinks import open_output
 from blur2blur.runtime.sources import CaptureSource, open_source
 
 
+def test_a_run_without_sinks_or_a_stats_callback_restores_and_reports(tmp_path):
+    write_video(tmp_path / "in.mp4", frames=3)
+    engine = open_engine(open_bundle(write_frame_bundle(tmp_path / "bundle")), "onnxruntime")
+    report = run(open_source(str(tmp_path / "in.mp4")), engine, load_app("none"), [], progress=False,
+                 stats_every=1e-9)  # due at every frame, with no on_stats to hand the figures to
+    assert report["frames"] == 3
+
+
 def test_pipeline_restores_every_frame_of_a_file_and_reports_timing(tmp_path):
     written = write_video(tmp_path / "in.mp4", frames=6)
     engine = open_engine(open_bundle(write_frame_bundle(tmp_path / "bundle")), "onnxruntime")
